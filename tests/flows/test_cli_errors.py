@@ -1,0 +1,48 @@
+"""User mistakes on the command line: one sentence on stderr, exit status 2, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from adop.cli import app
+from imaging import write_capture
+
+runner = CliRunner()
+
+
+def _fails_cleanly(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert message in " ".join(result.output.split())
+
+
+def test_missing_capture_folder(tmp_path: Path) -> None:
+    _fails_cleanly(["run", str(tmp_path / "nope"), "--workspace", str(tmp_path / "ws")], "does not exist")
+
+
+def test_folder_without_photos(tmp_path: Path) -> None:
+    (tmp_path / "cap").mkdir()
+    (tmp_path / "cap" / "readme.txt").write_text("hi")
+    _fails_cleanly(["run", str(tmp_path / "cap"), "--workspace", str(tmp_path / "ws")], "holds no JPEG/PNG/TIFF")
+
+
+def test_unwritable_workspace(tmp_path: Path) -> None:
+    write_capture(tmp_path / "cap", count=3)
+    (tmp_path / "blocker").write_text("a file where the workspace should go")
+    _fails_cleanly(["run", str(tmp_path / "cap"), "--workspace", str(tmp_path / "blocker" / "ws")], "not writable")
+
+
+def test_scene_import_of_missing_adop_folder(tmp_path: Path) -> None:
+    _fails_cleanly(
+        ["scene", "import", str(tmp_path / "none"), "--format", "adop", "--out", str(tmp_path / "s")], "does not exist"
+    )
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["synth"], ["scene", "import"], ["scene", "export"]])
+def test_help_explains_each_command(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
