@@ -55,8 +55,17 @@ def user_errors(function: F) -> F:
 
 
 def _setup_logging(verbose: bool) -> None:
-    level = logging.DEBUG if verbose else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    """adop's own loggers at INFO (DEBUG with --verbose); third-party libraries only warn; COLMAP's glog quiet."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("adop").setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not verbose:
+        os.environ.setdefault("GLOG_minloglevel", "1")
+        try:
+            import pycolmap
+
+            pycolmap.logging.minloglevel = 1
+        except (ImportError, AttributeError):  # pragma: no cover - pycolmap is a dependency
+            pass
 
 
 class Preset(str, Enum):
@@ -82,7 +91,15 @@ def synth(
 
     _setup_logging(False)
     manifest = generate_capture_set(out, preset=preset.value, seed=seed, overwrite=overwrite)
-    console.print(f"synthetic capture set written to [bold]{out}[/] ({manifest})")
+    console.print(
+        f"synthetic capture set written to [bold]{out}[/]: {manifest.image_count} photos in {manifest.images_dir}, "
+        f"ground truth in {manifest.root / 'ground_truth'} ({manifest.seconds:.0f} s)"
+    )
+
+
+class PathKind(str, Enum):
+    orbit = "orbit"
+    cameras = "cameras"
 
 
 @app.command()
@@ -93,9 +110,20 @@ def run(
         "workspace"
     ),
     min_images: Annotated[int, typer.Option(help="Fewest usable photos accepted.")] = 3,
-    stop_after: Annotated[str, typer.Option(help="Last stage to run.")] = "ingest",
+    preset: Annotated[str, typer.Option(help="Training preset: cpu-fast or gpu-quality.")] = "cpu-fast",
+    max_steps: Annotated[int | None, typer.Option(help="Training steps (default: the preset's).")] = None,
+    path: Annotated[PathKind, typer.Option(help="Generated fly-through: orbit, or through the photos' cameras.")] = (
+        PathKind.orbit
+    ),
+    path_file: Annotated[Path | None, typer.Option(help="Camera path JSON (ours or nerfstudio's camera_path.json).")]
+    = None,
+    seconds: Annotated[float, typer.Option(help="Length of a generated path.")] = 4.0,
+    fps: Annotated[float, typer.Option(help="Frame rate of a generated path.")] = 24.0,
+    ev: Annotated[float | None, typer.Option(help="Exposure (EV100) of the renders; default the photos' mean.")] = None,
+    stop_after: Annotated[str, typer.Option(help="Last stage: ingest, reconstruct, train, render, deliver.")] = "deliver",
 ) -> None:
     """Run the pipeline (a Prefect flow) on a capture set; finished stages are reused from the workspace."""
+    _setup_logging(False)
     from adop.ingest import IMAGE_SUFFIXES, find_image_dir
     from adop.storage import ensure_writable_dir
 
@@ -103,15 +131,116 @@ def run(
     if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in image_dir.iterdir()):
         raise AdopError(f"{image_dir} holds no JPEG/PNG/TIFF photos; point to the folder that holds them")
     ensure_writable_dir(workspace, "workspace")
+    if path_file is not None and not path_file.is_file():
+        raise AdopError(f"camera path file {path_file} does not exist")
+    if stop_after not in ("ingest", "reconstruct", "train", "render", "deliver"):
+        raise AdopError(f"--stop-after must be one of ingest, reconstruct, train, render, deliver; got {stop_after!r}")
+    from adop.train import preset as train_preset
+
+    train_preset(preset)  # unknown preset: a clear error now, not after SfM
     from flows.capture_to_deliverable import PipelineOptions, capture_to_deliverable
 
-    options = PipelineOptions(min_images=min_images, stop_after=stop_after)  # type: ignore[arg-type]
+    options = PipelineOptions(
+        min_images=min_images, train_preset=preset, max_steps=max_steps, path=path.value,
+        path_file=None if path_file is None else str(path_file.resolve()), seconds=seconds, fps=fps, ev=ev,
+        stop_after=stop_after,  # type: ignore[arg-type]
+    )
     state = capture_to_deliverable(str(capture_dir), str(workspace), options, return_state=True)
     if state.is_failed():
         raise AdopError(state.message or "the pipeline failed; see the log above")
     summary = state.result()
     for stage, info in summary["stages"].items():
         console.print(f"{stage:>12}: {info['state']:<10} {info['artifact']['path']}")
+    if "deliver" in summary["stages"]:
+        console.print(f"deliverables: [bold]{summary['stages']['deliver']['artifact']['path']}[/]")
+
+
+@app.command()
+@user_errors
+def render(
+    run_dir: Annotated[Path, typer.Argument(help="A training run folder (holding model/), or a train artifact.")],
+    out: Annotated[Path, typer.Option(help="Folder for the frames (NAME.1001.exr/png) and, with --deliver, movies.")],
+    path: Annotated[str, typer.Option(help="orbit, cameras, or a camera path JSON file (ours or nerfstudio's).")] = (
+        "orbit"
+    ),
+    seconds: Annotated[float, typer.Option(help="Length of a generated path.")] = 4.0,
+    fps: Annotated[float, typer.Option(help="Frame rate of a generated path.")] = 24.0,
+    width: Annotated[int | None, typer.Option(help="Frame width of a generated path (default: training size).")]
+    = None,
+    height: Annotated[int | None, typer.Option(help="Frame height of a generated path (default: training size).")]
+    = None,
+    ev: Annotated[float | None, typer.Option(help="Exposure (EV100); default the photos' mean.")] = None,
+    name: Annotated[str, typer.Option(help="File stem of the frames and movies.")] = "adop",
+    deliver: Annotated[bool, typer.Option(help="Also encode H.264 + ProRes, a contact sheet and delivery.json.")]
+    = True,
+) -> None:
+    """Render a fly-through with a trained model (no photos needed): half EXR + PNG frames, then the deliverables."""
+    from types import SimpleNamespace
+
+    from adop.deliver.delivery import make_deliverables
+    from adop.render import RenderConfig, render_path
+    from adop.train import load_trained_model
+    from flows.stages_late import _heldout_metrics, make_camera_path
+
+    _setup_logging(False)
+    model = load_trained_model(run_dir)
+    camera = model.cameras[0]
+    w, h = width or camera.width, height or camera.height
+    focal = float(camera.intrinsics[0]) * w / camera.width
+    is_file = path not in ("orbit", "cameras")
+    if is_file and not Path(path).is_file():
+        raise AdopError(f"--path must be orbit, cameras or an existing camera path JSON file; {path} does not exist")
+    options = SimpleNamespace(path_file=path if is_file else None, path=path, fps=fps, seconds=seconds)
+    camera_path = make_camera_path(model.scene_dir, options, w, h, focal)
+    result = render_path(model, camera_path, out / "frames", RenderConfig(ev=ev, name=name))
+    console.print(f"rendered {len(result.frames)} frames into [bold]{out / 'frames'}[/]")
+    if deliver:
+        delivery = make_deliverables(result.png, out, name=name, fps=camera_path.fps, hdr_frames=result.exr,
+                                     camera_path=camera_path, metrics=_heldout_metrics(Path(run_dir)))
+        for codec, movie in delivery.movies.items():
+            console.print(f"{codec:>8}: {movie}")
+        console.print(f"   sheet: {delivery.contact_sheet}\nmanifest: {delivery.manifest}")
+
+
+class Matcher(str, Enum):
+    auto = "auto"
+    exhaustive = "exhaustive"
+    sequential = "sequential"
+
+
+@app.command()
+@user_errors
+def reconstruct(
+    capture_dir: Annotated[Path, typer.Argument(help="A folder of photos, or a folder holding images/.")],
+    out: Annotated[Path, typer.Option(help="The scene folder to create (scene.json, points.ply, report, sfm/).")],
+    matcher: Annotated[Matcher, typer.Option(help="auto: exhaustive up to ~100 images, sequential for numbered "
+                                                  "video-like sets above that.")] = Matcher.auto,
+    camera_model: Annotated[str, typer.Option(help="COLMAP camera model to estimate (SIMPLE_RADIAL or OPENCV, ...).")]
+    = "SIMPLE_RADIAL",
+    max_image_size: Annotated[int, typer.Option(help="Long side above which SIFT runs on a downscaled copy "
+                                                     "(bounds memory).")] = 1600,
+    voxel_factor: Annotated[float, typer.Option(help="Voxel downsampling in median point spacings (0 = off).")] = 0.0,
+    point_factor: Annotated[int, typer.Option(help="ADOP densification: copies per point (1 = off).")] = 1,
+    overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
+) -> None:
+    """Structure from motion + point cleanup alone: photos in, an adop scene folder and a report out."""
+    from adop.ingest import find_image_dir
+    from adop.reconstruct import CleanupConfig, SfmConfig
+    from adop.reconstruct import reconstruct as run_reconstruction
+
+    _setup_logging(False)
+    image_dir = find_image_dir(capture_dir).resolve()
+    report = run_reconstruction(
+        image_dir,
+        out,
+        SfmConfig(matcher=matcher.value, camera_model=camera_model, max_image_size=max_image_size),  # type: ignore[arg-type]
+        CleanupConfig(voxel_factor=voxel_factor, point_factor=point_factor),
+        overwrite=overwrite,
+    )
+    summary = out / "reconstruction_summary.txt"
+    if summary.is_file():
+        console.print(summary.read_text(encoding="utf-8"))
+    console.print(f"scene written to [bold]{out}[/] ({report.points_final} points)")
 
 
 @app.command()

@@ -13,11 +13,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from collections.abc import Callable
+
 from prefect import Task, get_run_logger
 from prefect.context import TaskRunContext
+from prefect.states import Failed, State
 
 from adop.cache import ArtifactRef, Workspace, compute_key
-from adop.errors import StageError
+from adop.errors import AdopError, StageError
 
 
 def stage_cache_key(context: TaskRunContext, parameters: Mapping[str, Any]) -> str:
@@ -58,3 +61,27 @@ def run_stage(
         ref = ArtifactRef.from_dict(state.result())
     logger.info("stage %s: %s -> %s", stage, state.name, ref.path)
     return ref, state.name
+
+
+def build_artifact(
+    stage: str,
+    version: str,
+    key: str,
+    fingerprints: Mapping[str, str],
+    workspace: str,
+    params: Mapping[str, Any],
+    build: Callable[[Path], object],
+) -> dict[str, str] | State:
+    """The body of every stage task: reuse or build the artifact; a user-facing error becomes a one-line Failed state.
+
+    Errors adop raises on purpose (bad input, SfM that cannot register) carry an actionable message and no
+    traceback is useful to the user; anything else propagates with its traceback (a bug).
+    """
+    try:
+        ref, built = Workspace(Path(workspace)).get_or_build_keyed(
+            stage, version, key, fingerprints, params, lambda out: build(out) and None
+        )
+    except AdopError as error:
+        return Failed(message=str(error))
+    get_run_logger().info("%s: %s artifact %s", stage, "built" if built else "reused", ref.key)
+    return ref.to_dict()

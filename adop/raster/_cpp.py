@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 _EXTENSION = "adop_raster_cpu"
 _MAX_POINTS = 1 << 28  # the kernel packs the point index into 28 bits
 _lock = threading.Lock()
+# The kernel keeps its projection inside the band buckets (ForwardResult.extra), so the per-(view, point) [B,N,4]
+# record of the reference would only cost memory traffic; backward never reads it.
+_NO_PROJ = torch.empty(0, 4, dtype=torch.float32)
 _module: ModuleType | None = None
 _error: str | None = None
 
@@ -56,10 +59,14 @@ def _load() -> ModuleType | None:
                 raise FileNotFoundError(f"kernel source {source} not found")
             build = build_directory()
             build.mkdir(parents=True, exist_ok=True)
+            # -ffp-contract=off: no fused multiply-add, so the projection rounds as the reference does.
+            # -fno-trapping-math: lets the compiler vectorise branch-free selects around divisions (FP exceptions
+            # are masked anyway); values are unchanged, this is not -ffast-math. No -march=native: the build cache
+            # may be shared between machines.
             _module = load(
                 name=_EXTENSION,
                 sources=[str(source)],
-                extra_cflags=["-O3", "-fopenmp", "-ffp-contract=off"],
+                extra_cflags=["-O3", "-fopenmp", "-ffp-contract=off", "-fno-trapping-math"],
                 extra_ldflags=["-fopenmp"],
                 build_directory=str(build),
                 verbose=False,
@@ -111,26 +118,25 @@ def forward(inp: RasterInputs, cfg: RasterConfig) -> ForwardResult:
     views, points, channels = inp.num_views, inp.num_points, inp.channels
     sizes = [inp.layer_size(layer) for layer in range(cfg.layers)]
     total = views * sum(w * h for w, h in sizes)
-    proj = torch.empty(views, points, 4, dtype=torch.float32)
     features = [torch.empty(views, channels, h, w, dtype=torch.float32) for w, h in sizes]
     weight = torch.empty(total, dtype=torch.float32)
     depth = torch.empty(total, dtype=torch.float32)
     packed = inp.packed_views()
     drop = None if inp.drop is None else inp.drop.contiguous()
     band = _band_height(cfg.layers)
-    # Band buckets, kept for backward: entries (u, v, z, meta, descriptor) in (view, band) order, each (view, point)'s
+    # Band buckets, kept for backward: entries (x, y, z, meta, descriptor) in (view, band) order, each (view, point)'s
     # slot in it (-1 = culled) and where each (view, band) task starts. Untouched pages of `entries` cost nothing.
     entries = torch.empty(views * points * (4 + channels), dtype=torch.float32)
     slot = torch.empty(views * points, dtype=torch.int32)
     task_start = torch.empty(views * (-(-inp.size[1] // band)) + 1, dtype=torch.int64)
     module.forward(
         _addr(inp.positions), _addr(inp.normals), _addr(inp.radius), _addr(inp.descriptors), _addr(inp.background),
-        _addr(packed), _addr(drop), _addr(proj), [f.data_ptr() for f in features], _addr(weight), _addr(depth),
-        _addr(entries), _addr(slot), _addr(task_start), points, views, channels, inp.size[0], inp.size[1],
-        cfg.layers, band, cfg.znear_f32, cfg.threshold_f32, cfg.accept_factor, torch.get_num_threads(),
+        _addr(packed), _addr(drop), [f.data_ptr() for f in features], _addr(weight), _addr(depth), _addr(entries),
+        _addr(slot), _addr(task_start), points, views, channels, inp.size[0], inp.size[1], cfg.layers, band,
+        cfg.znear_f32, cfg.threshold_f32, cfg.accept_factor, torch.get_num_threads(),
     )
     return ForwardResult(features=features, weights=_layer_views(weight, inp, cfg.layers),
-                         depths=_layer_views(depth, inp, cfg.layers), proj=proj, extra=(entries, slot, task_start))
+                         depths=_layer_views(depth, inp, cfg.layers), proj=_NO_PROJ, extra=(entries, slot, task_start))
 
 
 def backward(

@@ -66,7 +66,7 @@ class ForwardResult:
     features: list[Tensor]  # L x [B,C,H_l,W_l], mean descriptor or background
     weights: list[Tensor]  # L x [B,H_l,W_l], number of blended points
     depths: list[Tensor]  # L x [B,H_l,W_l], nearest depth incl. dropped points, 0 where none
-    proj: Tensor  # [B,N,4]: u, v (layer-0 crop pixels), z, number of layers reached (0 = culled)
+    proj: Tensor  # [B,N,4]: u, v (layer-0 crop pixels), z, layers reached (0 = culled); [0,4] for cpp (in extra)
     extra: tuple[Tensor, ...] = ()  # backend-private state saved for backward (e.g. the C++ band buckets)
 
 

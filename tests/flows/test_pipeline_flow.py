@@ -25,7 +25,7 @@ def prefect_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 def adop_run(capture: Path, workspace: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "adop.cli", "run", str(capture), "--workspace", str(workspace), *extra],
+        [sys.executable, "-m", "adop.cli", "run", str(capture), "--workspace", str(workspace), "--stop-after", "ingest", *extra],
         env=env, capture_output=True, text=True, timeout=600,
     )
 

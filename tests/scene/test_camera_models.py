@@ -7,7 +7,7 @@ import pytest
 
 from adop.errors import InputError
 from adop.scene import SUPPORTED_MODELS, Camera
-from conftest import make_random_scene
+from scenes import make_random_scene
 
 
 def test_every_supported_model_maps_to_unified_form() -> None:

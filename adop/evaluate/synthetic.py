@@ -1,0 +1,181 @@
+"""Metrics that need the synthetic generator's ground truth (``OUT/ground_truth`` of ``adop.synth``).
+
+What can be identified, and how it is compared:
+
+* **Exposure**: the learned per-image EV minus the EXIF EV against the generator's unrecorded deviation, as a Pearson
+  correlation over the training frames (a global offset is not identifiable and does not affect r), plus the RMS error
+  after removing the mean offset.
+* **White balance**: learned log R and B gains against the true ones (green = 1), Pearson r over training frames
+  (pooled R and B, and per channel); the zero-mean anchor removes the unidentifiable global colour.
+* **Vignetting**: the learned factor map against the true one over the full image (both are 1 at the centre).
+* **Response**: learned and true curves on [0, 1] after the best per-channel input scale (the global scale and colour
+  of the linear signal are not identifiable), mean absolute error over 256 samples.
+* **HDR**: the model's raw linear HDR at the held-out poses against the ground-truth EXR radiance, in log2 (stops),
+  after one global scale (the median log ratio); pixels with almost no radiance are excluded.
+
+Runs trained on an SfM scene live in SfM's frame (a similarity away from the generator's world); the held-out poses
+are mapped into it with the similarity that best aligns the matching camera centres (Umeyama).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from adop.scene import load_scene
+from adop.train.export import TrainedModel
+
+
+@dataclass(frozen=True)
+class SyntheticMetrics:
+    """Learned camera model and HDR against the generator's truth (None where the run does not model it)."""
+
+    ev_correlation: float | None
+    """Pearson r of (learned EV − EXIF EV) with the true unrecorded deviation, training frames."""
+    ev_rmse: float | None
+    """RMS of that difference after removing its mean offset (stops)."""
+    wb_correlation: float | None
+    """Pearson r of learned vs true log R/B gains, pooled."""
+    wb_correlation_red: float | None
+    """Pearson r of the red gains."""
+    wb_correlation_blue: float | None
+    """Pearson r of the blue gains."""
+    vignette_mae: float | None
+    """Mean |learned − true| vignetting factor over the image."""
+    vignette_max_error: float | None
+    """Largest |learned − true| vignetting factor."""
+    response_mae: float | None
+    """Mean absolute error of the response curves on [0, 1] after the best per-channel input scale."""
+    response_scales: list[float] | None
+    """The fitted per-channel input scales."""
+    hdr_log2_error: float | None
+    """Mean |log2(render / truth)| in stops after one global scale, over the held-out EXRs."""
+    hdr_views: int
+    """Held-out EXRs compared."""
+
+    def to_dict(self) -> dict:
+        """JSON-compatible dict."""
+        return asdict(self)
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation (NaN when either side is constant)."""
+    a, b = np.asarray(a, float) - np.mean(a), np.asarray(b, float) - np.mean(b)
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / den) if den > 0 else float("nan")
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Similarity ``dst ≈ s·R·src + t`` (least squares, Umeyama 1991) from ``[N, 3]`` correspondences."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    xs, xd = src - mu_s, dst - mu_d
+    u, sig, vt = np.linalg.svd(xd.T @ xs / len(src))
+    d = np.eye(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[2, 2] = -1
+    rot = u @ d @ vt
+    var = (xs * xs).sum() / len(src)
+    s = float(np.trace(np.diag(sig) @ d) / var) if var > 0 else 1.0
+    return s, rot, mu_d - s * rot @ mu_s
+
+
+def response_error(learned: np.ndarray, true_table: np.ndarray) -> tuple[float, list[float]]:
+    """MAE of learned curves ``[3, S]`` vs true tables ``[3, 256]`` after the best per-channel input scale."""
+    x = np.linspace(0.0, 1.0, true_table.shape[1])
+    grid = np.linspace(0.0, 1.0, learned.shape[1])
+    errors, scales = [], []
+    for c in range(3):
+        cand = 2.0 ** np.linspace(-4, 4, 1601)
+        errs = [np.abs(np.interp(np.clip(k * x, 0, 1), grid, learned[c]) - true_table[c]).mean() for k in cand]
+        best = int(np.argmin(errs))
+        errors.append(float(errs[best]))
+        scales.append(float(cand[best]))
+    return float(np.mean(errors)), scales
+
+
+def vignette_error(model: TrainedModel, coefficients: list[float], center: list[float]) -> tuple[float, float]:
+    """Mean and max |learned − true| vignetting factor over a 160-pixel-wide image of the camera's aspect."""
+    cam = model.cameras[0]
+    w = 160
+    h = max(2, round(w * cam.height / cam.width))
+    learned = model.model.tonemapper.vignette_factor(
+        torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([[float(w), float(h)]]), h, w
+    )[0, 0].detach().numpy()
+    u = 2.0 * (np.arange(w) + 0.5) / w - 1.0
+    v = 2.0 * (np.arange(h) + 0.5) / h - 1.0
+    r2 = ((u[None, :] - center[0]) * (w / h)) ** 2 + (v[:, None] - center[1]) ** 2
+    a1, a2, a3 = coefficients
+    truth = 1.0 + r2 * (a1 + r2 * (a2 + r2 * a3))
+    diff = np.abs(learned - truth)
+    return float(diff.mean()), float(diff.max())
+
+
+def _hdr_error(model: TrainedModel, heldout_dir: Path, gt_scene_dir: Path) -> tuple[float | None, int]:
+    from adop.synth.files import read_image
+
+    heldout = load_scene(heldout_dir)
+    gt = load_scene(gt_scene_dir)
+    gt_centres = {f.name: f.center for f in gt.frames}
+    names = [f["name"] for f in model.frames if f["name"] in gt_centres]
+    if len(names) < 3 or not heldout.frames:
+        return None, 0
+    index = {f["name"]: i for i, f in enumerate(model.frames)}
+    run_centres = np.array([-model.frame_pose(index[n])[0].T @ model.frame_pose(index[n])[1] for n in names])
+    s, rot_a, t_a = umeyama(np.array([gt_centres[n] for n in names]), run_centres)
+    scale = model.config.image_scale
+    residuals = []
+    for frame in heldout.frames:
+        cam = heldout.cameras[frame.camera_index]
+        cam = cam.scaled(scale) if scale != 1.0 else cam
+        rot = frame.rotation @ rot_a.T
+        trans = s * frame.translation - rot @ t_a
+        render = model.render(rot, trans, cam.intrinsics, (cam.width, cam.height), cam.distortion, hdr=True)
+        truth = torch.from_numpy(read_image(heldout_dir / frame.name)[:, :, :3]).permute(2, 0, 1)[None]
+        truth = F.interpolate(truth, size=render.shape[-2:], mode="area")[0] if truth.shape[-2:] != render.shape[-2:] \
+            else truth[0]
+        r, g = render.numpy().astype(np.float64), truth.numpy().astype(np.float64)
+        ok = (g > 1e-3 * max(np.median(g), 1e-12)) & (r > 0)
+        residuals.append((np.log2(r[ok]) - np.log2(g[ok])))
+    pooled = np.concatenate(residuals)
+    if pooled.size == 0:
+        return None, len(residuals)
+    return float(np.abs(pooled - np.median(pooled)).mean()), len(residuals)
+
+
+def synthetic_metrics(model: TrainedModel, ground_truth_dir: Path) -> SyntheticMetrics:
+    """Compare a trained model's camera model and HDR with ``ground_truth_dir`` (``OUT/ground_truth``)."""
+    ground_truth_dir = Path(ground_truth_dir)
+    truth = json.loads((ground_truth_dir / "camera_model.json").read_text(encoding="utf-8"))
+    by_name = {img["name"]: img for img in truth["images"]}
+    tm = model.model.tonemapper
+    train = [i for i, f in enumerate(model.frames) if not f["heldout"] and f["name"] in by_name]
+    names = [model.frames[i]["name"] for i in train]
+    ev = ev_rmse = wb = wb_r = wb_b = None
+    with torch.no_grad():
+        if tm.config.enable_exposure and tm.config.learn_exposure and len(train) > 2:
+            learned = (tm.effective_exposure() + tm.scene_ev).numpy()[train] - np.array(
+                [model.frames[i]["exif_ev"] for i in train])
+            dev = np.array([by_name[n]["deviation"] for n in names])
+            ev = pearson(learned, dev)
+            ev_rmse = float(np.sqrt(np.mean(((learned - learned.mean()) - (dev - dev.mean())) ** 2)))
+        if tm.config.enable_white_balance and len(train) > 2:
+            lw = tm.effective_log_white_balance().numpy()[train]
+            tw = np.log(np.array([[by_name[n]["white_balance"][0], by_name[n]["white_balance"][2]] for n in names]))
+            wb_r, wb_b = pearson(lw[:, 0], tw[:, 0]), pearson(lw[:, 1], tw[:, 1])
+            wb = pearson((lw - lw.mean(0)).ravel(), (tw - tw.mean(0)).ravel())
+    vig_mae = vig_max = None
+    if tm.config.enable_vignette:
+        vig_mae, vig_max = vignette_error(model, truth["vignette"]["coefficients"], truth["vignette"]["center"])
+    resp = scales = None
+    learned_response = model.config.camera_model == "learned" and tm.config.enable_response
+    if learned_response:
+        resp, scales = response_error(tm.response[0].detach().numpy(), np.array(truth["response"]["table"]))
+    hdr, views = None, 0
+    if (ground_truth_dir / "heldout" / "scene.json").is_file():
+        hdr, views = _hdr_error(model, ground_truth_dir / "heldout", ground_truth_dir / "scene")
+    return SyntheticMetrics(ev, ev_rmse, wb, wb_r, wb_b, vig_mae, vig_max, resp, scales, hdr, views)

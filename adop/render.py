@@ -1,0 +1,150 @@
+"""Render a camera path with a trained model: linear-HDR half EXRs plus tonemapped PNGs, frame by frame.
+
+Frames are rendered in chunks (a frame range each), so that a farm can hand chunks to different workers and a killed
+render resumes at the first missing frame: every file is written under a temporary name and renamed when complete,
+so a frame that exists is whole. Rendering needs only the trained model (``RUN_DIR/model``), never the photos.
+
+What the two files hold (studio-delivery: EXR for comp, PNG for review):
+- ``NAME.####.exr``: scene-linear Rec.709 radiance after the chosen exposure and white balance, without the camera
+  response or vignetting (a clean virtual camera), half float, with the camera matrices in its header.
+- ``NAME.####.png``: the same frame through the learned camera response (display-referred, 8-bit).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from adop.deliver.exr import write_exr
+from adop.deliver.frames import FIRST_FRAME, frame_name, write_png
+from adop.errors import InputError
+from adop.paths import CameraPath
+from adop.storage import ensure_free_space, ensure_writable_dir
+from adop.train import TrainedModel
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, dict], None]
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """How frames are exposed, named and written."""
+
+    ev: float | None = None
+    """Exposure (EV100) to photograph the scene at; None = the mean exposure of the training photos."""
+    white_balance: tuple[float, float] | None = None
+    """Linear (R, B) gains with green 1; None = neutral (the training mean)."""
+    vignette: bool = False
+    """Apply the learned lens vignetting to the PNGs (off: a clean virtual camera)."""
+    name: str = "adop"
+    """File stem: frames are NAME.1001.exr, NAME.1001.png, ..."""
+    first_frame: int = FIRST_FRAME
+    """Number of the path's first frame (1001 by studio convention)."""
+    exr_compression: Literal["piz", "zip"] = "piz"
+    """Lossless EXR compression (PIZ is smaller on noisy renders, ZIP faster to read)."""
+    chunk_size: int = 24
+    """Frames per chunk (one task per chunk in the pipeline)."""
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["white_balance"] = None if self.white_balance is None else list(self.white_balance)
+        return data
+
+
+@dataclass
+class RenderedChunk:
+    """The files of one chunk, in frame order."""
+
+    frames: list[int] = field(default_factory=list)
+    exr: list[Path] = field(default_factory=list)
+    png: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def chunk_ranges(frame_count: int, chunk_size: int) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` path-frame index ranges covering ``frame_count`` frames."""
+    if frame_count < 1:
+        raise InputError("the camera path has no frames")
+    size = max(1, int(chunk_size))
+    return [(start, min(start + size, frame_count)) for start in range(0, frame_count, size)]
+
+
+def _frame_images(model: TrainedModel, path: CameraPath, index: int, config: RenderConfig) -> tuple[np.ndarray, ...]:
+    size = (path.width, path.height)
+    hdr = model.render(path.rotations[index], path.translations[index], path.intrinsics[index], size, hdr=True)
+    tonemapper = model.model.tonemapper
+    linear = tonemapper.apply(hdr[None], ev=config.ev, white_balance=config.white_balance, full_size=size,
+                              vignette=False, output="linear")[0]
+    display = tonemapper.apply(hdr[None], ev=config.ev, white_balance=config.white_balance, full_size=size,
+                               vignette=config.vignette, output="ldr")[0].clamp(0.0, 1.0)
+    to_hwc = lambda t: t.permute(1, 2, 0).contiguous().numpy()  # noqa: E731
+    return to_hwc(linear), to_hwc(display)
+
+
+@torch.no_grad()
+def render_chunk(
+    model: TrainedModel,
+    path: CameraPath,
+    frames: range | Sequence[int],
+    out_dir: Path,
+    config: RenderConfig = RenderConfig(),
+    *,
+    progress: Progress | None = None,
+) -> RenderedChunk:
+    """Render the path frames ``frames`` (0-based path indices) into ``out_dir``; existing complete frames are kept."""
+    out_dir = ensure_writable_dir(Path(out_dir), "render output")
+    frame_bytes = path.width * path.height * 3 * 3  # half EXR + PNG, a generous upper bound per frame
+    ensure_free_space(out_dir, frame_bytes * len(frames) + (64 << 20), "rendered frames")
+    chunk = RenderedChunk()
+    ev = model.scene_ev if config.ev is None else config.ev
+    for done, index in enumerate(frames, start=1):
+        number = config.first_frame + index
+        exr_path = out_dir / frame_name(config.name, number, "exr")
+        png_path = out_dir / frame_name(config.name, number, "png")
+        if not (exr_path.is_file() and png_path.is_file()):
+            linear, display = _frame_images(model, path, index, config)
+            if not np.isfinite(linear).all():
+                raise InputError(f"frame {number} rendered non-finite values; the model is damaged, retrain it")
+            write_exr(
+                exr_path, linear, world_to_camera=path.world_to_camera()[index], intrinsics=path.intrinsics[index],
+                frame=number, fps=path.fps, ev=ev, compression=config.exr_compression,
+            )
+            write_png(png_path, display)
+        chunk.frames.append(number)
+        chunk.exr.append(exr_path)
+        chunk.png.append(png_path)
+        if progress is not None:
+            progress(done, len(frames), {"frame": number})
+    return chunk
+
+
+def render_path(
+    model: TrainedModel,
+    path: CameraPath,
+    out_dir: Path,
+    config: RenderConfig = RenderConfig(),
+    *,
+    progress: Progress | None = None,
+) -> RenderedChunk:
+    """Render every frame of ``path`` chunk by chunk (what ``adop render`` does on one machine)."""
+    result = RenderedChunk()
+    ranges = chunk_ranges(len(path.rotations), config.chunk_size)
+    total = len(path.rotations)
+    for start, stop in ranges:
+        def chunk_progress(done: int, _total: int, metrics: dict, offset: int = start) -> None:
+            if progress is not None:
+                progress(offset + done, total, metrics)
+
+        chunk = render_chunk(model, path, range(start, stop), out_dir, config, progress=chunk_progress)
+        result.frames += chunk.frames
+        result.exr += chunk.exr
+        result.png += chunk.png
+    log.info("rendered %d frames of %dx%d into %s", total, path.width, path.height, out_dir)
+    return result

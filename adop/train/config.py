@@ -1,0 +1,301 @@
+"""Training configuration: nested frozen dataclasses with a docstring under every field, JSON round trip and hash.
+
+Numbers default to ADOP's released Tanks-and-Temples config (shared/docs/adop-reference.md §5.2, §6); the presets in
+``adop.train.presets`` adapt them to a CPU. Only primitives, ``Path``s, ``Literal``s, tuples and nested dataclasses
+appear, so ``to_dict``/``from_dict`` are exact and ``config_hash`` is stable across processes (it goes into cache keys).
+
+Units: steps are optimiser steps (one batch); an **epoch** is ``ceil(train_images / batch_size)`` steps, i.e. every
+training image once (ADOP's definition). Locks and the plateau patience count epochs, so a preset means the same
+thing for a 20-image and a 200-image scene; ``max_steps`` and ``checkpoint_every`` count steps, because wall time
+scales with steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import torch
+
+from adop.errors import InputError
+from adop.model.losses import LossConfig
+from adop.model.renderer import RendererConfig
+from adop.model.tonemapper import TonemapperConfig
+from adop.raster import RasterConfig
+
+OptimizerKind = Literal["sgd", "adam"]
+DescriptorInit = Literal["random", "colors"]
+CameraModelMode = Literal["learned", "fixed_gamma"]
+Device = Literal["auto", "cpu", "cuda"]
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimiser and learning rate of every parameter group (ADOP reference §6.4, T&T column)."""
+
+    lr_network: float = 2e-4
+    """Adam learning rate of the U-Net."""
+    lr_descriptors: float = 0.08
+    """Adam learning rate of the point descriptors (ADOP ``lr_texture``)."""
+    lr_background: float = 0.004
+    """Adam learning rate of the background descriptor."""
+    lr_environment: float = 0.02
+    """Adam learning rate of the environment map (only when ``TrainConfig.environment_map``)."""
+    lr_response: float = 1e-3
+    """Adam learning rate of the camera response curve samples."""
+    lr_white_balance: float = 1e-3
+    """Adam learning rate of the per-image log white balance."""
+    lr_exposure: float = 5e-4
+    """Learning rate of the per-image EV (``exposure_optimizer``)."""
+    lr_vignette: float = 5e-6
+    """Learning rate of the vignetting coefficients and centre (``vignette_optimizer``)."""
+    lr_poses: float = 0.005
+    """Learning rate of the SE(3) pose tangents (``pose_optimizer``); 0 keeps the poses fixed."""
+    exposure_optimizer: OptimizerKind = "sgd"
+    """ADOP uses plain SGD; a CPU run of a few thousand steps needs Adam to move the EVs at all."""
+    vignette_optimizer: OptimizerKind = "sgd"
+    """ADOP uses plain SGD (tiny rate); Adam makes the vignette learnable within a short CPU run."""
+    pose_optimizer: OptimizerKind = "sgd"
+    """ADOP uses SGD on the tangent, applied with ``apply_pose_tangent`` and reset to zero after every step."""
+    adam_eps: float = 1e-8
+    """Adam epsilon for every Adam group (ADOP: 1e-8)."""
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Plateau learning-rate schedule and phase locks (ADOP reference §5.2, §6.5)."""
+
+    decay_factor: float = 0.75
+    """Multiply the learning rates of all unlocked groups by this when the epoch loss stops improving."""
+    decay_patience: int = 10
+    """Epochs without improvement before a decay (ADOP T&T: 10, boat: 15); the best loss is reset after a decay."""
+    min_improvement: float = 1e-4
+    """Relative improvement of the epoch loss that counts as progress."""
+    lock_camera_epochs: int = 50
+    """Epochs during which the tonemapper (exposure, white balance, vignette, response) is frozen."""
+    lock_structure_epochs: int = 50
+    """Epochs during which the poses are frozen."""
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Random crops with zoom (saiga ``RandomImageCrop``, ADOP reference §6.3) and the loss mask (§6.2)."""
+
+    crop_width: int = 512
+    """Width of every training crop in pixels."""
+    crop_height: int = 512
+    """Height of every training crop in pixels."""
+    batch_size: int = 4
+    """Images per step."""
+    inner_batch_size: int = 4
+    """Crops per image per step (each one a rasterized view)."""
+    zoom_min: float = 0.75
+    """Lower zoom bound; raised to ``max(crop/size)`` so a crop never exceeds the zoomed image."""
+    zoom_max: float = 1.5
+    """Upper zoom bound (zoom > 1 magnifies)."""
+    prefer_border: bool = True
+    """Draw the offset from ``[−crop/2, max + crop/2]`` and clamp, so image borders are seen as often as centres."""
+    candidates: int = 3
+    """Candidate crops per crop; the one whose centre is farthest from earlier crops of the same image is kept."""
+    border: int = 16
+    """Pixels at every crop edge that get only ``mask_floor`` weight in the loss (ADOP ``train_mask_border``)."""
+    mask_floor: float = 0.1
+    """Minimum loss weight of masked pixels (border, outside the photo); ADOP clamps masks to 0.1."""
+
+
+def _default_raster() -> RasterConfig:
+    return RasterConfig()
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on; saved as ``RUN_DIR/config.json`` and hashed into cache keys."""
+
+    raster: RasterConfig = field(default_factory=_default_raster)
+    """Rasterizer options (training dropout 0.25; evaluation uses ``raster.evaluation()``)."""
+    renderer: RendererConfig = field(default_factory=RendererConfig)
+    """U-Net architecture; ``renderer.layers`` must equal ``raster.layers``."""
+    tonemapper: TonemapperConfig = field(default_factory=TonemapperConfig)
+    """Photometric camera model (exposure, white balance, vignette, response, anchoring)."""
+    loss: LossConfig = field(default_factory=LossConfig)
+    """L1 + (1 − SSIM) weights and the optional local VGG-19 weights file (never downloaded)."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """Optimisers and learning rates per parameter group."""
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    """Plateau schedule and phase locks."""
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    """Crops, batches and loss masks."""
+    max_steps: int = 10_000
+    """Optimiser steps of the whole run (a resumed run continues up to this count)."""
+    checkpoint_every: int = 500
+    """Write a checkpoint every this many steps (and always at the end)."""
+    keep_checkpoints: int = 2
+    """Checkpoints kept on disk; the older ones are deleted after a newer one is safely written."""
+    log_every: int = 10
+    """Steps between lines in ``train_log.jsonl`` (and log lines when not on a terminal)."""
+    eval_every: int = 0
+    """Steps between quick held-out PSNR evaluations written to ``train_log.jsonl`` (0: only at the end)."""
+    holdout_every: int = 8
+    """Frames whose index (in scene order) satisfies ``index % holdout_every == holdout_offset`` are held out for
+    evaluation (TRIPS' modulo split, the ``llffhold = 8`` convention); 0 trains on every frame."""
+    holdout_offset: int = 0
+    """See ``holdout_every``."""
+    seed: int = 0
+    """Seeds parameter initialisation, and with the step number, the batch, crops and dropout of every step, so a
+    resumed run draws exactly the data an uninterrupted one would."""
+    descriptor_init: DescriptorInit = "random"
+    """``random``: U(0, 1) as ADOP; ``colors``: the point colours (linearised) in the first three channels."""
+    environment_map: bool = False
+    """Learn ADOP's equirectangular environment map for empty pixels (off on CPU: little gain for its cost)."""
+    environment_size: tuple[int, int] = (256, 128)
+    """Environment map ``(W, H)`` (ADOP: 1024×512)."""
+    camera_model: CameraModelMode = "learned"
+    """``learned``: the full tonemapper; ``fixed_gamma``: no exposure, white balance or vignette and a frozen gamma
+    2.2 response (baseline (b) of the evaluation: the model without its camera model)."""
+    image_scale: float = 1.0
+    """Scale photos and cameras by this factor on load (0.5 halves both sides), to fit a CPU budget."""
+    threads: int = 2
+    """``torch.set_num_threads`` for the run (the CPU here has 2 cores shared between jobs)."""
+    device: Device = "auto"
+    """Where to train: ``auto`` picks CUDA when torch sees a GPU; ``cuda`` without one is an error."""
+
+    def __post_init__(self) -> None:
+        if self.renderer.layers != self.raster.layers:
+            raise InputError(
+                f"renderer.layers ({self.renderer.layers}) must equal raster.layers ({self.raster.layers})"
+            )
+        if self.max_steps < 0 or self.checkpoint_every < 1 or self.keep_checkpoints < 1:
+            raise InputError("max_steps must be >= 0, checkpoint_every and keep_checkpoints >= 1")
+        if self.holdout_every < 0 or not 0 < self.image_scale <= 1.0:
+            raise InputError("holdout_every must be >= 0 and image_scale in (0, 1]")
+        s = self.sampler
+        if min(s.crop_width, s.crop_height, s.batch_size, s.inner_batch_size, s.candidates) < 1:
+            raise InputError("crop sizes, batch sizes and candidates must be >= 1")
+        if not 0 < s.zoom_min <= s.zoom_max:
+            raise InputError(f"need 0 < zoom_min <= zoom_max, got {s.zoom_min}, {s.zoom_max}")
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with top-level fields replaced."""
+        return dataclasses.replace(self, **changes)
+
+    def torch_device(self) -> torch.device:
+        """The device ``device`` resolves to.
+
+        Raises:
+            InputError: ``cuda`` was asked for but torch sees no GPU.
+        """
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise InputError("device 'cuda' was requested but torch sees no GPU; use device 'cpu' or 'auto'")
+        if self.device == "cpu" or (self.device == "auto" and not torch.cuda.is_available()):
+            return torch.device("cpu")
+        return torch.device("cuda")
+
+    def effective_tonemapper(self) -> TonemapperConfig:
+        """The tonemapper config after ``camera_model`` (baseline (b) switches the learned parts off)."""
+        if self.camera_model == "learned":
+            return self.tonemapper
+        return dataclasses.replace(
+            self.tonemapper, enable_exposure=False, enable_white_balance=False, enable_vignette=False,
+            enable_response=True,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-compatible dict (paths as strings, tuples as lists)."""
+        return _to_plain(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of ``to_dict``; missing fields take their defaults, unknown fields are an error.
+
+        Raises:
+            InputError: an unknown field or a value of the wrong kind.
+        """
+        return _from_plain(cls, data, "config")
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys), the form that is saved and hashed."""
+        return json.dumps(self.to_dict(), sort_keys=True, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        """Parse ``to_json`` output."""
+        return cls.from_dict(json.loads(text))
+
+    def config_hash(self) -> str:
+        """SHA-256 of the canonical JSON: the cache key part of this config."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+    def compatibility_hash(self) -> str:
+        """Hash of what the *trajectory* depends on: the config without the run-length and bookkeeping fields.
+
+        A run may be resumed with a larger ``max_steps``, another checkpoint interval or on another device, but not
+        with, say, another learning rate: the optimiser states and schedule would no longer mean what they say.
+        """
+        data = self.to_dict()
+        for key in _RUN_SHAPE_FIELDS:
+            data.pop(key, None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+_RUN_SHAPE_FIELDS = (
+    "max_steps", "checkpoint_every", "keep_checkpoints", "log_every", "eval_every", "threads", "device",
+)
+"""Fields that may change when a run is resumed (``TrainConfig.compatibility_hash``)."""
+
+
+def _to_plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+def _from_plain(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise InputError(f"{where}: expected an object for {cls.__name__}, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise InputError(f"{where}: unknown field(s) {unknown} for {cls.__name__}")
+    kwargs = {name: _convert(hints[name], value, f"{where}.{name}") for name, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as error:
+        raise InputError(f"{where}: {error}") from None
+
+
+def _convert(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _from_plain(hint, value, where)
+    if hint is Path:
+        return Path(value)
+    if origin is tuple:
+        inner = typing.get_args(hint)
+        return tuple(_convert(inner[0] if len(inner) == 2 and inner[1] is Ellipsis else inner[i], v, where)
+                     for i, v in enumerate(value))
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise InputError(f"{where}: {value!r} is not one of {typing.get_args(hint)}")
+        return value
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, bool, str) and not isinstance(value, hint):
+        raise InputError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value

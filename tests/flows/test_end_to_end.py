@@ -1,0 +1,78 @@
+"""The whole job as a user runs it: `adop run` on the tiny synthetic capture set, through to the deliverables.
+
+A short training (a few steps) keeps this in CI's budget; what is checked is the plumbing: every stage runs, a rerun
+is all cached, and a new exposure rerenders (render + deliver) without retraining.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.flow, pytest.mark.slow]
+
+STAGES = ("ingest", "sfm", "scene", "train", "render", "deliver")
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from adop.synth import generate_capture_set
+
+    out = tmp_path_factory.mktemp("e2e") / "capture"
+    generate_capture_set(out, preset="tiny", seed=3)
+    return out
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    environment = dict(os.environ)
+    environment.pop("PREFECT_API_URL", None)
+    environment["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    return environment
+
+
+def adop_run(capture: Path, workspace: Path, env: dict[str, str], *extra: str) -> dict[str, tuple[str, Path]]:
+    result = subprocess.run(
+        [sys.executable, "-m", "adop.cli", "run", str(capture), "--workspace", str(workspace),
+         "--max-steps", "4", "--seconds", "0.25", "--fps", "24", *extra],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    states = {}
+    for line in result.stdout.splitlines():
+        name, _, rest = line.strip().partition(":")
+        if name in STAGES:
+            state, path = rest.split()
+            states[name] = (state, Path(path))
+    assert set(states) == set(STAGES), result.stdout
+    return states
+
+
+def test_capture_to_deliverables_then_cached_then_new_exposure(
+    capture: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    workspace = tmp_path / "ws"
+    first = adop_run(capture, workspace, env)
+    assert all(state == "Completed" for state, _ in first.values()), first
+
+    delivery = first["deliver"][1]
+    manifest = json.loads((delivery / "delivery.json").read_text())
+    listed = {Path(entry["path"]).name for entry in manifest["files"]}
+    assert any(name.endswith(".mp4") for name in listed) and any(name.endswith(".mov") for name in listed)
+    exr = sorted((delivery / "exr").glob("*.exr"))
+    png = sorted((delivery / "png").glob("*.png"))
+    assert [p.name for p in exr][:2] == ["adop.1001.exr", "adop.1002.exr"] and len(exr) == len(png) == 6
+    assert (first["scene"][1] / "quicklook.png").is_file()
+
+    second = adop_run(capture, workspace, env)
+    assert all(state == "Cached" for state, _ in second.values()), second
+
+    third = adop_run(capture, workspace, env, "--ev", "9.5")
+    assert [third[s][0] for s in ("ingest", "sfm", "scene", "train")] == ["Cached"] * 4
+    assert third["render"][0] == "Completed" and third["deliver"][0] == "Completed"
+    assert third["deliver"][1] != delivery

@@ -1,0 +1,113 @@
+"""Tests of the training loop: preset smoke runs, a real optimisation, checkpoints, resume, the exported model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from train_helpers import micro_config
+
+from adop.errors import InputError
+from adop.train import PRESETS, load_trained_model, train
+from adop.train.checkpoint import list_checkpoints, load_latest_checkpoint
+from adop.train.data import load_scene_data
+from adop.train.trainer import _LoopState, _Session
+
+
+def _log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_smoke(name: str, micro_scene: Path, tmp_path: Path) -> None:
+    """Every preset's config (crops shrunk to the micro scene) runs two steps, exports and renders."""
+    config = micro_config(name, max_steps=2, checkpoint_every=1)
+    if name == "gpu-quality":
+        config = config.replace(environment_size=(32, 16))  # keep the preset's environment map, small
+    result = train(micro_scene, tmp_path / "run", config, bar=False)
+    assert result.steps == 2 and result.resumed_from is None
+    assert [step for step, _ in list_checkpoints(tmp_path / "run")] == [2, 1]
+    model = load_trained_model(tmp_path / "run")
+    assert (model.model.environment is not None) == config.environment_map
+    image = model.render_frame(1)
+    assert image.shape == (3, 48, 64) and torch.isfinite(image).all()
+
+
+def test_optimisation_lowers_the_loss(micro_scene: Path, tmp_path: Path) -> None:
+    config = micro_config(max_steps=40, checkpoint_every=40, eval_every=40)
+    result = train(micro_scene, tmp_path / "run", config, bar=False)
+    losses = [r["loss"] for r in _log(tmp_path / "run") if "loss" in r]
+    assert len(losses) == 40
+    assert sum(losses[-8:]) / 8 < 0.8 * sum(losses[:8]) / 8
+    assert result.heldout_psnr is not None and result.heldout_psnr > 10.0
+    model = load_trained_model(tmp_path / "run")
+    # camera groups unlocked after epoch 1: the exposures moved away from their EXIF start
+    tm = model.model.tonemapper
+    assert float((tm.exposure - tm.exposure_init).abs().max()) > 1e-4
+
+
+def test_checkpoint_round_trip_and_fallback(micro_scene: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    config = micro_config(max_steps=6, checkpoint_every=2)
+    train(micro_scene, run, config, bar=False)
+    assert [s for s, _ in list_checkpoints(run)] == [6, 4]  # keep_checkpoints = 2
+    latest = load_latest_checkpoint(run)
+    assert latest is not None and latest[1]["step"] == 6
+    data = load_scene_data(micro_scene)
+    session, loop = _Session(config, data), _LoopState()
+    session.restore(latest[1], loop)
+    assert loop.step == 6
+    exported = torch.load(run / "model" / "model.pt", weights_only=False)["state"]
+    for key, value in session.model.state_dict().items():
+        assert torch.equal(value, exported[key]), key
+    for name, opt in session.optimizers.items():
+        saved = latest[1]["optimizers"][name]["state"]
+        for pid, state in opt.state_dict()["state"].items():
+            for k, v in state.items():
+                assert torch.equal(torch.as_tensor(v), torch.as_tensor(saved[pid][k])), (name, k)
+    # a damaged newest checkpoint falls back to the previous one
+    latest[0].write_bytes(b"not a checkpoint")
+    fallback = load_latest_checkpoint(run)
+    assert fallback is not None and fallback[1]["step"] == 4
+
+
+def test_resume_continues_exactly(micro_scene: Path, tmp_path: Path) -> None:
+    """Stopping after 3 steps and resuming to 6 equals an uninterrupted 6-step run (data depend on (seed, step))."""
+    config = micro_config(max_steps=6, checkpoint_every=3)
+    train(micro_scene, tmp_path / "a", config, bar=False)
+    first = train(micro_scene, tmp_path / "b", config, max_steps=3, bar=False)
+    assert first.steps == 3
+    second = train(micro_scene, tmp_path / "b", config, bar=False)
+    assert second.resumed_from == 3 and second.steps == 6
+    a = torch.load(tmp_path / "a" / "model" / "model.pt", weights_only=False)["state"]
+    b = torch.load(tmp_path / "b" / "model" / "model.pt", weights_only=False)["state"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+    assert [r["step"] for r in _log(tmp_path / "b") if "loss" in r] == list(range(1, 7))
+    # a rerun of a finished run returns at once; a different config is refused
+    again = train(micro_scene, tmp_path / "b", config, bar=False)
+    assert again.steps == 6 and again.resumed_from == 6
+    with pytest.raises(InputError, match="different config"):
+        train(micro_scene, tmp_path / "b", config.replace(seed=5), bar=False)
+    with pytest.raises(InputError, match="--resume"):
+        train(micro_scene, tmp_path / "b", config, resume=False, bar=False)
+
+
+def test_trained_model_renders_exposure_and_hdr(micro_scene: Path, tmp_path: Path) -> None:
+    train(micro_scene, tmp_path / "run", micro_config(max_steps=2), bar=False)
+    model = load_trained_model(tmp_path / "run")
+    cam = model.cameras[0]
+    rot, trans = model.frame_pose(3)
+    args = (rot, trans, cam.intrinsics, (cam.width, cam.height), cam.distortion)
+    hdr = model.render(*args, hdr=True)
+    bright = model.render(*args, ev=model.scene_ev - 1.0)
+    dark = model.render(*args, ev=model.scene_ev + 1.0)
+    assert hdr.shape == bright.shape == (3, cam.height, cam.width)
+    assert 0.0 <= float(dark.min()) and float(bright.max()) <= 1.0
+    assert float(bright.mean()) >= float(dark.mean())
+    half = model.render(rot, trans, cam.intrinsics / 2, (cam.width // 2, cam.height // 2))
+    assert half.shape == (3, cam.height // 2, cam.width // 2)
+    with pytest.raises(InputError):
+        model.render(rot[:2], trans, cam.intrinsics, (cam.width, cam.height))
