@@ -157,6 +157,44 @@ def run(
 
 @app.command()
 @user_errors
+def train(
+    scene_dir: Annotated[Path, typer.Argument(help="A scene folder (from `adop reconstruct` or `adop scene import`).")],
+    out: Annotated[Path, typer.Option(help="Run folder: checkpoints, log, config.json and the final model/.")],
+    preset: Annotated[str, typer.Option(help="cpu-fast (small scenes on a laptop-class CPU) or gpu-quality (ADOP's "
+                                             "released settings).")] = "cpu-fast",
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in OUT from its newest checkpoint.")] = True,
+    max_steps: Annotated[int | None, typer.Option(help="Override the preset's number of steps.")] = None,
+    config: Annotated[Path | None, typer.Option(help="A saved config.json instead of a preset.")] = None,
+    vgg_weights: Annotated[Path | None, typer.Option(help="Local VGG-19 weights for the perceptual loss (never "
+                                                          "downloaded).")] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(help="Checkpoint interval in steps.")] = None,
+) -> None:
+    """Train the neural point renderer and tonemapper on a scene; a killed run resumes where it stopped."""
+    from adop.train.cli import train_command
+
+    _setup_logging(False)
+    train_command(scene_dir, out, preset=preset, resume=resume, max_steps=max_steps, config_file=config,
+                  vgg_weights=vgg_weights, checkpoint_every=checkpoint_every)
+
+
+@app.command(name="eval")
+@user_errors
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A finished training run folder.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    ground_truth: Annotated[Path | None, typer.Option(help="A synthetic set's ground_truth/ folder, for camera-model "
+                                                           "and HDR metrics.")] = None,
+    baselines: Annotated[bool, typer.Option(help="Also score baseline (a): SfM colours splatted, no network.")] = True,
+) -> None:
+    """Score held-out views (PSNR, SSIM; exposure fitted on the left half, scored on the right) with baselines."""
+    from adop.train.cli import eval_command
+
+    _setup_logging(False)
+    eval_command(run_dir, json_output=json_output, ground_truth=ground_truth, baselines=baselines)
+
+
+@app.command()
+@user_errors
 def render(
     run_dir: Annotated[Path, typer.Argument(help="A training run folder (holding model/), or a train artifact.")],
     out: Annotated[Path, typer.Option(help="Folder for the frames (NAME.1001.exr/png) and, with --deliver, movies.")],

@@ -42,7 +42,22 @@ def test_scene_import_of_missing_adop_folder(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["synth"], ["scene", "import"], ["scene", "export"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["synth"], ["reconstruct"], ["train"], ["eval"], ["render"], ["demo"], ["scene", "import"], ["scene", "export"]])
 def test_help_explains_each_command(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_train_on_a_missing_scene(tmp_path: Path) -> None:
+    _fails_cleanly(["train", str(tmp_path / "none"), "--out", str(tmp_path / "run")], "not an adop scene folder")
+
+
+def test_render_without_a_trained_model(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    _fails_cleanly(["render", str(tmp_path / "run"), "--out", str(tmp_path / "r")], "holds no trained model")
+
+
+def test_unknown_training_preset(tmp_path: Path) -> None:
+    write_capture(tmp_path / "cap", count=3)
+    _fails_cleanly(["run", str(tmp_path / "cap"), "--workspace", str(tmp_path / "ws"), "--preset", "fastest"],
+                   "preset")
