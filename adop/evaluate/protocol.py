@@ -70,7 +70,8 @@ def fit_correction(
     worse than the grid's.
     """
     start = float(tonemapper.scene_ev) if ev_init is None else float(ev_init)
-    hdr = torch.nan_to_num(hdr, nan=0.0, posinf=1e6, neginf=-1e6)
+    hdr = torch.nan_to_num(hdr.detach(), nan=0.0, posinf=1e6, neginf=-1e6)
+    photo, mask = photo.detach(), mask.detach()
     grid = [start + 0.25 * k for k in range(-16, 17)]
     losses = [_masked_mse(tonemapper.apply(hdr, ev=ev, camera_index=camera_index), photo, mask) for ev in grid]
     best = int(min(range(len(grid)), key=lambda k: losses[k]))
@@ -82,12 +83,35 @@ def fit_correction(
                 fit_white_balance=fit_white_balance,
             )
     except RuntimeError as error:  # diverged line search (see docstring)
-        log.warning("exposure fit diverged (%s); using the grid estimate", error)
-        return fallback
+        log.info("LBFGS exposure fit diverged (%s); fitting with Adam from the grid estimate", error)
+        corr = _adam_fit(tonemapper, hdr, photo, mask, camera_index, fallback.ev, fit_white_balance)
     values = [corr.ev, *corr.white_balance, corr.loss]
     if not all(math.isfinite(v) for v in values) or corr.loss > fallback.loss:
         return fallback
     return corr
+
+
+def _adam_fit(tonemapper: Tonemapper, hdr: Tensor, photo: Tensor, mask: Tensor, camera_index: int, ev0: float,
+              fit_white_balance: bool, steps: int = 150) -> ViewCorrection:
+    """Slow but safe fallback: Adam on (EV, log R/B gains) through ``Tonemapper.apply`` (no line search)."""
+    hdr, photo, mask = hdr.detach(), photo.detach(), mask.detach()
+    ev = torch.tensor(ev0, dtype=hdr.dtype, device=hdr.device, requires_grad=True)
+    log_wb = torch.zeros(2, dtype=hdr.dtype, device=hdr.device, requires_grad=fit_white_balance)
+    params = [ev, log_wb] if fit_white_balance else [ev]
+    opt = torch.optim.Adam(params, lr=0.02)
+    w = mask.expand_as(hdr)
+    with torch.enable_grad():
+        for _ in range(steps):
+            ldr = tonemapper.apply(hdr, ev=ev, white_balance=log_wb.exp(), camera_index=camera_index)
+            loss = ((ldr - photo) ** 2 * w).sum() / w.sum().clamp_min(1.0)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    gains = log_wb.detach().exp()
+    ldr = tonemapper.apply(hdr, ev=float(ev.detach()), white_balance=(float(gains[0]), float(gains[1])),
+                           camera_index=camera_index)
+    return ViewCorrection(ev=float(ev.detach()), white_balance=(float(gains[0]), float(gains[1])),
+                          loss=_masked_mse(ldr, photo, mask))
 
 
 @torch.no_grad()

@@ -12,6 +12,7 @@ import torch
 
 from adop.evaluate import evaluate, half_masks, score_gain_view, score_view
 from adop.evaluate.baselines import fill_nearest
+from adop.evaluate.protocol import _adam_fit, fit_correction
 from adop.evaluate.synthetic import pearson, response_error, umeyama
 from adop.model.tonemapper import Tonemapper, TonemapperConfig
 from adop.train.cli import eval_command
@@ -106,3 +107,17 @@ def test_umeyama_and_response_error() -> None:
     mae, scales = response_error(learned, truth)
     assert mae < 0.01 and scales == pytest.approx([0.8] * 3, rel=0.02)
     assert pearson(np.arange(5.0), 2 * np.arange(5.0) + 1) == pytest.approx(1.0)
+
+
+def test_fallback_fit_recovers_exposure_and_survives_bad_input() -> None:
+    tm = _tonemapper()
+    hdr = torch.rand(1, 3, 32, 48, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 0.8 + 0.05
+    photo = tm.apply(hdr, ev=0.3, white_balance=(1.1, 0.9))
+    mask = torch.ones(1, 1, 32, 48, dtype=torch.float64)
+    corr = _adam_fit(tm, hdr, photo, mask, 0, 0.0, True, steps=300)
+    assert corr.ev == pytest.approx(0.3, abs=0.02)
+    assert corr.white_balance == pytest.approx((1.1, 0.9), abs=0.02)
+    broken = hdr.clone()
+    broken[..., :4, :4] = float("nan")
+    robust = fit_correction(tm, broken, photo, mask)
+    assert math.isfinite(robust.ev) and robust.ev == pytest.approx(0.3, abs=0.1)
