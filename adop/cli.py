@@ -255,6 +255,8 @@ def reconstruct(
                                                   "video-like sets above that.")] = Matcher.auto,
     camera_model: Annotated[str, typer.Option(help="COLMAP camera model to estimate (SIMPLE_RADIAL or OPENCV, ...).")]
     = "SIMPLE_RADIAL",
+    mapper: Annotated[str, typer.Option(help="global (GLOMAP, robust default) or incremental (COLMAP's classic "
+                                             "mapper); the other is tried if registration falls short.")] = "global",
     max_image_size: Annotated[int, typer.Option(help="Long side above which SIFT runs on a downscaled copy "
                                                      "(bounds memory).")] = 1600,
     voxel_factor: Annotated[float, typer.Option(help="Voxel downsampling in median point spacings (0 = off).")] = 0.0,
@@ -271,7 +273,8 @@ def reconstruct(
     report = run_reconstruction(
         image_dir,
         out,
-        SfmConfig(matcher=matcher.value, camera_model=camera_model, max_image_size=max_image_size),  # type: ignore[arg-type]
+        SfmConfig(matcher=matcher.value, mapper=mapper, camera_model=camera_model,  # type: ignore[arg-type]
+                  max_image_size=max_image_size),
         CleanupConfig(voxel_factor=voxel_factor, point_factor=point_factor),
         overwrite=overwrite,
     )

@@ -44,6 +44,7 @@ class PipelineOptions(BaseModel):
     min_images: int = Field(3, ge=3, description="fewest usable photos accepted")
     link_images: bool = Field(True, description="hard-link photos into the workspace instead of copying")
     matcher: Literal["auto", "exhaustive", "sequential"] = Field("auto", description="SfM feature matcher")
+    mapper: Literal["global", "incremental"] = Field("global", description="SfM mapper (GLOMAP or incremental)")
     camera_model: Literal["SIMPLE_RADIAL", "OPENCV", "PINHOLE", "RADIAL", "FULL_OPENCV"] = Field(
         "SIMPLE_RADIAL", description="COLMAP camera model estimated by SfM"
     )
@@ -61,7 +62,8 @@ class PipelineOptions(BaseModel):
     stop_after: Stage = Field("deliver", description="last stage to run")
 
     def sfm_config(self) -> SfmConfig:
-        return SfmConfig(matcher=self.matcher, camera_model=self.camera_model, max_image_size=self.max_image_size)
+        return SfmConfig(matcher=self.matcher, mapper=self.mapper, camera_model=self.camera_model,
+                         max_image_size=self.max_image_size)
 
     def cleanup_config(self) -> CleanupConfig:
         return CleanupConfig(voxel_factor=self.voxel_factor, point_factor=self.point_factor)
