@@ -4,8 +4,9 @@ A held-out photo was taken at an exposure and white balance the model never saw.
 punish the model for the camera's metering; fitting the correction on the whole photo would let the tonemapper see
 the target it is scored on. So the correction (EV and R/B gains, LBFGS, ``Tonemapper.fit_view_correction``) is fitted
 on the left half and PSNR/SSIM are computed on the right half only. A ``border``-pixel frame is excluded from both
-halves, as ADOP's evaluation masks it. Baselines without a tonemapper get the same treatment with a per-channel gain
-(``fit_gain``), so no method is scored on pixels it was fitted to.
+halves, as ADOP's evaluation masks it. Baseline (b) (trained without the camera model, fixed gamma 2.2) gets the very
+same EV + white-balance fit through its fixed response; baseline (a) has no tonemapper at all (display colours) and
+gets a per-channel gain (``fit_gain``) instead. No method is scored on pixels it was fitted to.
 """
 
 from __future__ import annotations

@@ -34,8 +34,8 @@ from adop.train.export import TrainedModel, load_trained_model
 
 log = logging.getLogger(__name__)
 
-PROTOCOL = ("per held-out view: exposure + white balance fitted on the left half (LBFGS on MSE), PSNR/SSIM on the "
-            "right half, 16 px border excluded; methods without a tonemapper fit a per-channel gain on the left half")
+PROTOCOL = ("per held-out view: exposure + white balance fitted on the left half (EV grid, then LBFGS on MSE), "
+            "PSNR/SSIM on the right half, 16 px border excluded; baseline (a) fits a per-channel gain on the left half")
 DESCRIPTIONS = {
     "full": "ADOP: points + learned descriptors + U-Net + learned tonemapper",
     "splat_colors": "baseline (a): point colours splatted with the same rasterizer, holes filled by nearest pixel",

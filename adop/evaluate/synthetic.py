@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from adop.scene import load_scene
 from adop.train.export import TrainedModel
+from adop.scene.align import similarity_transform as umeyama
 
 
 @dataclass(frozen=True)
@@ -68,20 +69,6 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, float) - np.mean(a), np.asarray(b, float) - np.mean(b)
     den = float(np.sqrt((a * a).sum() * (b * b).sum()))
     return float((a * b).sum() / den) if den > 0 else float("nan")
-
-
-def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Similarity ``dst ≈ s·R·src + t`` (least squares, Umeyama 1991) from ``[N, 3]`` correspondences."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    xs, xd = src - mu_s, dst - mu_d
-    u, sig, vt = np.linalg.svd(xd.T @ xs / len(src))
-    d = np.eye(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[2, 2] = -1
-    rot = u @ d @ vt
-    var = (xs * xs).sum() / len(src)
-    s = float(np.trace(np.diag(sig) @ d) / var) if var > 0 else 1.0
-    return s, rot, mu_d - s * rot @ mu_s
 
 
 def response_error(learned: np.ndarray, true_table: np.ndarray) -> tuple[float, list[float]]:

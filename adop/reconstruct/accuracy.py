@@ -14,6 +14,7 @@ import numpy as np
 
 from adop.errors import InputError
 from adop.scene.model import Scene
+from adop.scene.align import similarity_transform as similarity
 
 
 @dataclass(frozen=True)
@@ -40,20 +41,6 @@ class PoseAccuracy:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "median_center_error_relative": self.median_center_error_relative}
-
-
-def similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares ``dst ≈ s·R·src + t`` from ``[N, 3]`` correspondences (Umeyama 1991)."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    xs, xd = src - mu_s, dst - mu_d
-    u, sig, vt = np.linalg.svd(xd.T @ xs / len(src))
-    d = np.eye(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[2, 2] = -1
-    rotation = u @ d @ vt
-    variance = (xs * xs).sum() / len(src)
-    scale = float(np.trace(np.diag(sig) @ d) / variance) if variance > 0 else 1.0
-    return scale, rotation, mu_d - scale * rotation @ mu_s
 
 
 def pose_accuracy(estimated: Scene, truth: Scene) -> PoseAccuracy:

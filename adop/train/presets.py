@@ -31,7 +31,7 @@ CPU_FAST = TrainConfig(
     max_steps=3000,
     checkpoint_every=200,
     log_every=10,
-    eval_every=500,
+    eval_every=250,
     image_scale=0.5,
 )
 """Small scenes (tens of photos, up to a few hundred thousand points) on 2 CPU cores within about an hour."""
