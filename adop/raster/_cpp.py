@@ -99,16 +99,6 @@ def _addr(t: Tensor | None) -> int:
     return 0 if t is None else t.data_ptr()
 
 
-def _layer_views(flat: Tensor, inp: RasterInputs, layers: int) -> list[Tensor]:
-    out, offset = [], 0
-    for layer in range(layers):
-        w, h = inp.layer_size(layer)
-        count = inp.num_views * w * h
-        out.append(flat[offset:offset + count].view(inp.num_views, h, w))
-        offset += count
-    return out
-
-
 def forward(inp: RasterInputs, cfg: RasterConfig) -> ForwardResult:
     """Run the three forward passes in the compiled kernel; buffers are allocated here, filled there."""
     module = require()
@@ -135,8 +125,8 @@ def forward(inp: RasterInputs, cfg: RasterConfig) -> ForwardResult:
         _addr(slot), _addr(task_start), points, views, channels, inp.size[0], inp.size[1], cfg.layers, band,
         cfg.znear_f32, cfg.threshold_f32, cfg.accept_factor, torch.get_num_threads(),
     )
-    return ForwardResult(features=features, weights=_layer_views(weight, inp, cfg.layers),
-                         depths=_layer_views(depth, inp, cfg.layers), proj=_NO_PROJ, extra=(entries, slot, task_start))
+    return ForwardResult(features=features, weights=inp.split_layers(weight, cfg.layers),
+                         depths=inp.split_layers(depth, cfg.layers), proj=_NO_PROJ, extra=(entries, slot, task_start))
 
 
 def backward(

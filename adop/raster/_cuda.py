@@ -93,16 +93,6 @@ def _layer_ptrs(tensors: list[Tensor]) -> list[Any]:
     return [_ptr(t) for t in tensors] + [_ptr(None)] * (MAX_LAYERS - len(tensors))
 
 
-def _layer_views(flat: Tensor, inp: RasterInputs, layers: int) -> list[Tensor]:
-    out, offset = [], 0
-    for layer in range(layers):
-        w, h = inp.layer_size(layer)
-        count = inp.num_views * w * h
-        out.append(flat[offset:offset + count].view(inp.num_views, h, w))
-        offset += count
-    return out
-
-
 def forward(inp: RasterInputs, cfg: RasterConfig) -> ForwardResult:
     """Project + depth pre-pass, fuzzy accumulate, resolve (three launches on the current stream)."""
     import numpy as np
@@ -134,8 +124,8 @@ def forward(inp: RasterInputs, cfg: RasterConfig) -> ForwardResult:
         _ptr(weight), _ptr(accum), _ptr(depth), _ptr(inp.background), *_layer_ptrs(features), i64(views), i32(channels),
         i32(width), i32(height), i32(cfg.layers),
     ])
-    return ForwardResult(features=features, weights=_layer_views(weight, inp, cfg.layers),
-                         depths=_layer_views(depth, inp, cfg.layers), proj=proj)
+    return ForwardResult(features=features, weights=inp.split_layers(weight, cfg.layers),
+                         depths=inp.split_layers(depth, cfg.layers), proj=proj)
 
 
 def backward(

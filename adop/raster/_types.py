@@ -45,6 +45,16 @@ class RasterInputs:
         """``(W >> l, H >> l)`` as in conventions.md."""
         return self.size[0] >> layer, self.size[1] >> layer
 
+    def split_layers(self, flat: Tensor, layers: int) -> list[Tensor]:
+        """Views ``[B, H_l, W_l]`` into one flat buffer holding every layer back to back (how the kernels write)."""
+        out, offset = [], 0
+        for layer in range(layers):
+            w, h = self.layer_size(layer)
+            count = self.num_views * w * h
+            out.append(flat[offset:offset + count].view(self.num_views, h, w))
+            offset += count
+        return out
+
     def packed_views(self) -> Tensor:
         """``[B, 28]`` float32 per-view parameters in the order the C++/CUDA kernels read them."""
         b = self.num_views
