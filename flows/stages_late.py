@@ -122,6 +122,14 @@ def _heldout_metrics(model_dir: Path) -> dict[str, float]:
     return {k: float(v) for k, v in mean.items() if isinstance(v, (int, float))}
 
 
+def photo_resolution(model: Any) -> tuple[int, int, float]:
+    """``(W, H, focal)`` of the first camera at the photos' resolution (training may run at a reduced scale)."""
+    camera = model.cameras[0]
+    scale = float(getattr(model.config, "image_scale", 1.0)) or 1.0
+    width, height = round(camera.width / scale), round(camera.height / scale)
+    return width, height, float(camera.intrinsics[0]) * width / camera.width
+
+
 def make_camera_path(scene_dir: Path, options: Any, width: int, height: int, focal: float) -> CameraPath:
     """The fly-through: the user's path file, or an orbit / a path through the photos' cameras."""
     if options.path_file:
@@ -153,8 +161,8 @@ def run_late_stages(ws: Workspace, scene: ArtifactRef, options: Any, summary: di
         return
 
     trained = load_trained_model(model.folder)
-    camera = trained.cameras[0]
-    camera_path = make_camera_path(scene.folder, options, camera.width, camera.height, float(camera.intrinsics[0]))
+    width, height, focal = photo_resolution(trained)
+    camera_path = make_camera_path(scene.folder, options, width, height, focal)
     path_json = json.dumps(camera_path.to_json())
     render = RenderConfig(ev=options.ev, chunk_size=options.chunk_size)
     chunk_refs: list[ArtifactRef] = []
