@@ -77,7 +77,8 @@ def _time_to_final(log_path: Path, tolerance: float = 0.1) -> dict:
             "final_psnr": final, "time_to_final_s": reached["elapsed_s"], "step_to_final": reached["step"]}
 
 
-def small(work: Path, preset_name: str, max_steps: int | None, points: str, comparisons: bool) -> dict:
+def small(work: Path, preset_name: str, max_steps: int | None, points: str, comparisons: bool,
+          run_name: str | None = None) -> dict:
     """The full small-set measurement (module docstring)."""
     from adop.evaluate import evaluate, train_comparisons
     from adop.reconstruct import CleanupConfig, build_scene, reconstruct
@@ -96,7 +97,7 @@ def small(work: Path, preset_name: str, max_steps: int | None, points: str, comp
         if not (scene / "scene.json").is_file():
             build_scene(sfm_scene / "sfm", capture / "images", scene, CleanupConfig(point_factor=4))
     config = preset(preset_name)
-    run = work / f"run_{preset_name}_{points}"
+    run = work / (run_name or f"run_{preset_name}_{points}")
     started = time.perf_counter()
     result = train(scene, run, config, max_steps=max_steps, bar=False)
     record: dict = {"preset": preset_name, "points": points, "scene": str(scene), "steps": result.steps,
@@ -147,6 +148,7 @@ def main() -> None:
     sm.add_argument("--max-steps", type=int, default=None)
     sm.add_argument("--points", choices=["sfm", "sfm-x4"], default="sfm-x4")
     sm.add_argument("--no-comparisons", action="store_true")
+    sm.add_argument("--run-name", default=None, help="run folder name under WORK (default run_PRESET_POINTS)")
     sc = sub.add_parser("scene")
     sc.add_argument("scene_dir", type=Path)
     sc.add_argument("run", type=Path)
@@ -161,7 +163,7 @@ def main() -> None:
     if args.mode == "step-time":
         record = step_time(args.scene_dir, args.preset, args.steps, args.warmup)
     elif args.mode == "small":
-        record = small(args.work, args.preset, args.max_steps, args.points, not args.no_comparisons)
+        record = small(args.work, args.preset, args.max_steps, args.points, not args.no_comparisons, args.run_name)
     else:
         record = scene(args.scene_dir, args.run, args.preset, args.max_steps, not args.no_comparisons)
     record["meta"] = _meta()

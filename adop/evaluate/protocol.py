@@ -56,7 +56,7 @@ def score_right(ldr: Tensor, photo: Tensor, right: Tensor) -> tuple[float, float
 
 def _masked_mse(a: Tensor, b: Tensor, mask: Tensor) -> float:
     w = mask.expand_as(a)
-    return float(((a - b) ** 2 * w).sum() / w.sum().clamp_min(1.0))
+    return float(((a.detach() - b) ** 2 * w).sum() / w.sum().clamp_min(1.0))
 
 
 def fit_correction(

@@ -151,6 +151,14 @@ class TrainConfig:
     resumed run draws exactly the data an uninterrupted one would."""
     descriptor_init: DescriptorInit = "random"
     """``random``: U(0, 1) as ADOP; ``colors``: the point colours (linearised) in the first three channels."""
+    exposure_slope_anchor: bool = True
+    """After every step, remove from the learned EV corrections (learned − EXIF) their linear trend in the EXIF EV.
+
+    Images alone cannot tell exposure from gamma: ``(hdr, e, CRF, vignette)`` and ``(hdr^a, a·e, CRF∘x^(1/a),
+    vignette^a)`` render identically, so the learned EVs drift to ``a·EXIF`` with ``a ≠ 1`` (measured: a ≈ 0.86 on the
+    small synthetic set) and a render at "EV + 1" is no longer one stop darker. The EXIF exposure *ratios* are
+    physically right, so this gauge fix pins ``a = 1``; it assumes the unrecorded deviations are uncorrelated with the
+    recorded EVs. No-op when the EXIF EVs of the training images (nearly) agree."""
     environment_map: bool = False
     """Learn ADOP's equirectangular environment map for empty pixels (off on CPU: little gain for its cost)."""
     environment_size: tuple[int, int] = (256, 128)

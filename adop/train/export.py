@@ -166,7 +166,7 @@ def load_trained_model(run_dir: Path) -> TrainedModel:
     path = Path(run_dir) / MODEL_DIR / "model.pt"
     if not path.is_file():
         raise InputError(f"{run_dir} holds no trained model ({path} is missing); finish training with `adop train`")
-    document = torch.load(path, map_location="cpu", weights_only=False)
+    document = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain JSON-like metadata only
     meta, state = document["meta"], document["state"]
     if meta.get("format") != FORMAT or int(meta.get("version", 0)) > VERSION:
         raise InputError(f"{path} is not a trained model this adop can read (format {meta.get('format')!r})")

@@ -181,6 +181,21 @@ class SceneModel(nn.Module):
         )
 
     @torch.no_grad()
+    def anchor_exposure_slope(self) -> float:
+        """Remove the linear trend of the EV corrections in the EXIF EV over the training images (see
+        ``TrainConfig.exposure_slope_anchor``); returns the removed slope."""
+        tm = self.tonemapper
+        train = tm.train_images
+        init = tm.exposure_init[train]
+        centred = init - init.mean()
+        var = float((centred * centred).sum())
+        if var < 1e-2 * max(1, int(train.sum())):  # EXIF spread below ~0.1 stop: nothing to anchor
+            return 0.0
+        slope = float(((tm.exposure[train] - init) * centred).sum()) / var
+        tm.exposure[train] -= slope * centred
+        return slope
+
+    @torch.no_grad()
     def apply_pose_step(self) -> None:
         """Fold the pose tangents into the poses (``V ← exp(δ)·V``) and reset them to zero."""
         delta = self.pose_delta.detach()

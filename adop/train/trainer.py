@@ -105,6 +105,8 @@ class _Session:
         total.backward()
         for group in active:
             self.optimizers[group].step()
+        if "exposure" in active and cfg.exposure_slope_anchor:
+            self.model.anchor_exposure_slope()
         if "poses" in active:
             self.model.apply_pose_step()
         return {"loss": float(total.detach()), "l1": terms.l1, "ssim": terms.ssim}

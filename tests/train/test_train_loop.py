@@ -111,3 +111,21 @@ def test_trained_model_renders_exposure_and_hdr(micro_scene: Path, tmp_path: Pat
     assert half.shape == (3, cam.height // 2, cam.width // 2)
     with pytest.raises(InputError):
         model.render(rot[:2], trans, cam.intrinsics, (cam.width, cam.height))
+
+
+def test_exposure_slope_anchor_removes_only_the_gamma_gauge(micro_scene: Path) -> None:
+    data = load_scene_data(micro_scene)
+    session = _Session(micro_config(), data)
+    tm = session.model.tonemapper
+    train_mask = tm.train_images
+    init = tm.exposure_init.clone()
+    assert float(init[train_mask].std()) > 0.1  # the micro set's EXIF EVs vary
+    noise = torch.randn(init.shape, generator=torch.Generator().manual_seed(0)) * 0.1
+    with torch.no_grad():
+        tm.exposure.copy_(1.2 * init + noise)  # a drifted slope plus genuine per-image deviations
+    slope = session.model.anchor_exposure_slope()
+    centred = init[train_mask] - init[train_mask].mean()
+    correction = (tm.exposure - init)[train_mask].detach()
+    assert float((correction * centred).sum()) == pytest.approx(0.0, abs=1e-4)
+    assert slope == pytest.approx(0.2 + float((noise[train_mask] * centred).sum() / (centred**2).sum()), abs=1e-5)
+    assert torch.corrcoef(torch.stack([correction, noise[train_mask]]))[0, 1] > 0.9
