@@ -203,9 +203,9 @@ def render(
     ),
     seconds: Annotated[float, typer.Option(help="Length of a generated path.")] = 4.0,
     fps: Annotated[float, typer.Option(help="Frame rate of a generated path.")] = 24.0,
-    width: Annotated[int | None, typer.Option(help="Frame width of a generated path (default: the photos').")]
+    width: Annotated[int | None, typer.Option(help="Frame width of a generated path (default: the training resolution).")]
     = None,
-    height: Annotated[int | None, typer.Option(help="Frame height of a generated path (default: the photos').")]
+    height: Annotated[int | None, typer.Option(help="Frame height of a generated path (default: the training resolution).")]
     = None,
     ev: Annotated[float | None, typer.Option(help="Exposure (EV100); default the photos' mean.")] = None,
     name: Annotated[str, typer.Option(help="File stem of the frames and movies.")] = "adop",
@@ -218,13 +218,13 @@ def render(
     from adop.deliver.delivery import make_deliverables
     from adop.render import RenderConfig, render_path
     from adop.train import load_trained_model
-    from flows.stages_late import _heldout_metrics, make_camera_path, photo_resolution
+    from flows.stages_late import _heldout_metrics, make_camera_path, model_resolution
 
     _setup_logging(False)
     model = load_trained_model(run_dir)
-    photo_w, photo_h, photo_focal = photo_resolution(model)
-    w, h = width or photo_w, height or photo_h
-    focal = photo_focal * w / photo_w
+    model_w, model_h, model_focal = model_resolution(model)
+    w, h = width or model_w, height or model_h
+    focal = model_focal * w / model_w
     is_file = path not in ("orbit", "cameras")
     if is_file and not Path(path).is_file():
         raise AdopError(f"--path must be orbit, cameras or an existing camera path JSON file; {path} does not exist")

@@ -114,20 +114,27 @@ def deliver(key: str, fingerprints: dict, workspace: str, params: dict, chunks: 
 
 
 def _heldout_metrics(model_dir: Path) -> dict[str, float]:
+    """Mean held-out metrics of the full model from ``eval/report.json`` (empty when it was not evaluated)."""
     report = model_dir / "eval" / "report.json"
     if not report.is_file():
         return {}
     data = json.loads(report.read_text(encoding="utf-8"))
-    mean = data.get("mean", data.get("model", {}).get("mean", {}))
-    return {k: float(v) for k, v in mean.items() if isinstance(v, (int, float))}
+    full = next((m for m in data.get("methods", []) if m.get("name") == "full"), None)
+    if full is None:
+        return {}
+    metrics = {"heldout_psnr": full.get("mean_psnr"), "heldout_ssim": full.get("mean_ssim"),
+               "heldout_lpips": full.get("mean_lpips"), "heldout_views": len(full.get("views", []))}
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
 
 
-def photo_resolution(model: Any) -> tuple[int, int, float]:
-    """``(W, H, focal)`` of the first camera at the photos' resolution (training may run at a reduced scale)."""
+def model_resolution(model: Any) -> tuple[int, int, float]:
+    """``(W, H, focal)`` of the first camera at the scale the model was trained at.
+
+    The one-pixel rasterizer's hole pattern depends on points per pixel, so the network renders best at the scale it
+    learned; rendering larger leaves holes it never saw (``adop render --width/--height`` can still ask for it).
+    """
     camera = model.cameras[0]
-    scale = float(getattr(model.config, "image_scale", 1.0)) or 1.0
-    width, height = round(camera.width / scale), round(camera.height / scale)
-    return width, height, float(camera.intrinsics[0]) * width / camera.width
+    return camera.width, camera.height, float(camera.intrinsics[0])
 
 
 def make_camera_path(scene_dir: Path, options: Any, width: int, height: int, focal: float) -> CameraPath:
@@ -161,7 +168,7 @@ def run_late_stages(ws: Workspace, scene: ArtifactRef, options: Any, summary: di
         return
 
     trained = load_trained_model(model.folder)
-    width, height, focal = photo_resolution(trained)
+    width, height, focal = model_resolution(trained)
     camera_path = make_camera_path(scene.folder, options, width, height, focal)
     path_json = json.dumps(camera_path.to_json())
     render = RenderConfig(ev=options.ev, chunk_size=options.chunk_size)

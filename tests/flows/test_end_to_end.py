@@ -64,6 +64,7 @@ def test_capture_to_deliverables_then_cached_then_new_exposure(
     manifest = json.loads((delivery / "delivery.json").read_text())
     listed = {Path(entry["path"]).name for entry in manifest["files"]}
     assert any(name.endswith(".mp4") for name in listed) and any(name.endswith(".mov") for name in listed)
+    assert manifest["metrics"]["heldout_views"] >= 1 and manifest["metrics"]["heldout_psnr"] > 0
     exr = sorted((delivery / "exr").glob("*.exr"))
     png = sorted((delivery / "png").glob("*.png"))
     assert [p.name for p in exr][:2] == ["adop.1001.exr", "adop.1002.exr"] and len(exr) == len(png) == 6
