@@ -280,12 +280,14 @@ def summary_markdown(report: EvalReport) -> str:
     synth = [m for m in report.methods if m.synthetic is not None]
     if synth:
         lines += ["", "## Against the synthetic ground truth", "",
-                  "| method | EV r | EV rmse | WB r | vignette MAE | response MAE | HDR log2 err (stops) |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| method | EV r | EV r (gauge-free) | EV rmse | WB r | WB r (gauge-free) | vignette MAE | response MAE "
+                  "| HDR log2 err (stops) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for m in synth:
             s = m.synthetic
             assert s is not None
-            lines.append(f"| {m.name} | {_fmt(s.ev_correlation)} | {_fmt(s.ev_rmse)} | {_fmt(s.wb_correlation)} | "
+            lines.append(f"| {m.name} | {_fmt(s.ev_correlation)} | {_fmt(s.ev_correlation_gauge_free)} | "
+                         f"{_fmt(s.ev_rmse)} | {_fmt(s.wb_correlation)} | {_fmt(s.wb_correlation_gauge_free)} | "
                          f"{_fmt(s.vignette_mae, 4)} | {_fmt(s.response_mae, 4)} | {_fmt(s.hdr_log2_error)} |")
     lines += ["", "## Per view (PSNR dB / SSIM)", ""]
     for m in report.methods:

@@ -7,6 +7,11 @@ What can be identified, and how it is compared:
   after removing the mean offset.
 * **White balance**: learned log R and B gains against the true ones (green = 1), Pearson r over training frames
   (pooled R and B, and per channel); the zero-mean anchor removes the unidentifiable global colour.
+* **Gauge-free variants**: the photos cannot tell exposure from gamma (``L^a`` through ``CRF(x^(1/a))`` at EV ``a·EV``
+  renders the same images), so training pins the slope of the learned EV against the EXIF EV to 1
+  (``TrainConfig.exposure_slope_anchor``), which also removes whatever part of the true deviation happens to correlate
+  with the EXIF EV in this sample. The ``*_gauge_free`` correlations remove the linear trend in the EXIF EV from both
+  sides first, so they score only what the photos can identify (per channel for white balance).
 * **Vignetting**: the learned factor map against the true one over the full image (both are 1 at the centre).
 * **Response**: learned and true curves on [0, 1] after the best per-channel input scale (the global scale and colour
   of the linear signal are not identifiable), mean absolute error over 256 samples.
@@ -40,12 +45,17 @@ class SyntheticMetrics:
     """Pearson r of (learned EV − EXIF EV) with the true unrecorded deviation, training frames."""
     ev_rmse: float | None
     """RMS of that difference after removing its mean offset (stops)."""
+    ev_correlation_gauge_free: float | None
+    """The same r after removing from both sides their linear trend in the EXIF EV (the exposure–gamma gauge)."""
     wb_correlation: float | None
     """Pearson r of learned vs true log R/B gains, pooled."""
     wb_correlation_red: float | None
     """Pearson r of the red gains."""
     wb_correlation_blue: float | None
     """Pearson r of the blue gains."""
+    wb_correlation_gauge_free: float | None
+    """Pooled r after removing from learned and true log gains their linear trend in the EXIF EV (per-channel gamma
+    gauge)."""
     vignette_mae: float | None
     """Mean |learned − true| vignetting factor over the image."""
     vignette_max_error: float | None
@@ -69,6 +79,13 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, float) - np.mean(a), np.asarray(b, float) - np.mean(b)
     den = float(np.sqrt((a * a).sum() * (b * b).sum()))
     return float((a * b).sum() / den) if den > 0 else float("nan")
+
+
+def remove_linear_trend(values: np.ndarray, regressor: np.ndarray) -> np.ndarray:
+    """``values`` ``[N, ...]`` minus their least-squares fit ``a + b·regressor`` (per trailing column)."""
+    design = np.stack([np.ones_like(regressor, dtype=float), np.asarray(regressor, float)], axis=1)
+    coeffs, *_ = np.linalg.lstsq(design, np.asarray(values, float), rcond=None)
+    return np.asarray(values, float) - design @ coeffs
 
 
 def response_error(learned: np.ndarray, true_table: np.ndarray) -> tuple[float, list[float]]:
@@ -142,19 +159,21 @@ def synthetic_metrics(model: TrainedModel, ground_truth_dir: Path) -> SyntheticM
     tm = model.model.tonemapper
     train = [i for i, f in enumerate(model.frames) if not f["heldout"] and f["name"] in by_name]
     names = [model.frames[i]["name"] for i in train]
-    ev = ev_rmse = wb = wb_r = wb_b = None
+    ev = ev_rmse = ev_free = wb = wb_r = wb_b = wb_free = None
+    exif = np.array([model.frames[i]["exif_ev"] for i in train])
     with torch.no_grad():
         if tm.config.enable_exposure and tm.config.learn_exposure and len(train) > 2:
-            learned = (tm.effective_exposure() + tm.scene_ev).numpy()[train] - np.array(
-                [model.frames[i]["exif_ev"] for i in train])
+            learned = (tm.effective_exposure() + tm.scene_ev).numpy()[train] - exif
             dev = np.array([by_name[n]["deviation"] for n in names])
             ev = pearson(learned, dev)
             ev_rmse = float(np.sqrt(np.mean(((learned - learned.mean()) - (dev - dev.mean())) ** 2)))
+            ev_free = pearson(remove_linear_trend(learned, exif), remove_linear_trend(dev, exif))
         if tm.config.enable_white_balance and len(train) > 2:
             lw = tm.effective_log_white_balance().numpy()[train]
             tw = np.log(np.array([[by_name[n]["white_balance"][0], by_name[n]["white_balance"][2]] for n in names]))
             wb_r, wb_b = pearson(lw[:, 0], tw[:, 0]), pearson(lw[:, 1], tw[:, 1])
             wb = pearson((lw - lw.mean(0)).ravel(), (tw - tw.mean(0)).ravel())
+            wb_free = pearson(remove_linear_trend(lw, exif).ravel(), remove_linear_trend(tw, exif).ravel())
     vig_mae = vig_max = None
     if tm.config.enable_vignette:
         vig_mae, vig_max = vignette_error(model, truth["vignette"]["coefficients"], truth["vignette"]["center"])
@@ -165,4 +184,4 @@ def synthetic_metrics(model: TrainedModel, ground_truth_dir: Path) -> SyntheticM
     hdr, views = None, 0
     if (ground_truth_dir / "heldout" / "scene.json").is_file():
         hdr, views = _hdr_error(model, ground_truth_dir / "heldout", ground_truth_dir / "scene")
-    return SyntheticMetrics(ev, ev_rmse, wb, wb_r, wb_b, vig_mae, vig_max, resp, scales, hdr, views)
+    return SyntheticMetrics(ev, ev_rmse, ev_free, wb, wb_r, wb_b, wb_free, vig_mae, vig_max, resp, scales, hdr, views)

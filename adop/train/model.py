@@ -185,15 +185,36 @@ class SceneModel(nn.Module):
         """Remove the linear trend of the EV corrections in the EXIF EV over the training images (see
         ``TrainConfig.exposure_slope_anchor``); returns the removed slope."""
         tm = self.tonemapper
-        train = tm.train_images
-        init = tm.exposure_init[train]
-        centred = init - init.mean()
-        var = float((centred * centred).sum())
-        if var < 1e-2 * max(1, int(train.sum())):  # EXIF spread below ~0.1 stop: nothing to anchor
+        centred = self._centred_exif()
+        if centred is None:
             return 0.0
-        slope = float(((tm.exposure[train] - init) * centred).sum()) / var
+        train = tm.train_images
+        slope = float(((tm.exposure[train] - tm.exposure_init[train]) * centred).sum() / (centred * centred).sum())
         tm.exposure[train] -= slope * centred
         return slope
+
+    @torch.no_grad()
+    def anchor_white_balance_slope(self) -> Tensor:  # [2]
+        """Remove the linear trend of the learned log R/B gains in the EXIF EV over the training images (see
+        ``TrainConfig.white_balance_slope_anchor``); returns the removed slopes."""
+        tm = self.tonemapper
+        centred = self._centred_exif()
+        if centred is None:
+            return torch.zeros(2)
+        train = tm.train_images
+        wb = tm.log_white_balance[train]
+        slopes = (wb * centred[:, None]).sum(dim=0) / (centred * centred).sum()
+        tm.log_white_balance[train] -= centred[:, None] * slopes[None, :]
+        return slopes
+
+    def _centred_exif(self) -> Tensor | None:
+        """EXIF EVs of the training images minus their mean; None when they span less than ~0.1 stop (RMS)."""
+        tm = self.tonemapper
+        init = tm.exposure_init[tm.train_images]
+        centred = init - init.mean()
+        if float((centred * centred).mean()) < 1e-2:
+            return None
+        return centred
 
     @torch.no_grad()
     def apply_pose_step(self) -> None:

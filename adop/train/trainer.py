@@ -107,6 +107,8 @@ class _Session:
             self.optimizers[group].step()
         if "exposure" in active and cfg.exposure_slope_anchor:
             self.model.anchor_exposure_slope()
+        if "white_balance" in active and cfg.white_balance_slope_anchor:
+            self.model.anchor_white_balance_slope()
         if "poses" in active:
             self.model.apply_pose_step()
         return {"loss": float(total.detach()), "l1": terms.l1, "ssim": terms.ssim}

@@ -13,7 +13,7 @@ import torch
 from adop.evaluate import evaluate, half_masks, score_gain_view, score_view
 from adop.evaluate.baselines import fill_nearest
 from adop.evaluate.protocol import _adam_fit, fit_correction
-from adop.evaluate.synthetic import pearson, response_error, umeyama
+from adop.evaluate.synthetic import pearson, remove_linear_trend, response_error, umeyama
 from adop.model.tonemapper import Tonemapper, TonemapperConfig
 from adop.train.cli import eval_command
 
@@ -33,6 +33,7 @@ def test_report_of_a_micro_run(eval_run: Path, eval_set: Path) -> None:
     synth = full.synthetic
     assert synth is not None and synth.hdr_views == 2
     assert -1 <= synth.ev_correlation <= 1 and -1 <= synth.wb_correlation <= 1
+    assert -1 <= synth.ev_correlation_gauge_free <= 1 and -1 <= synth.wb_correlation_gauge_free <= 1
     assert 0 <= synth.vignette_mae < 0.5 and 0 <= synth.response_mae < 0.3
     assert synth.hdr_log2_error is not None and synth.hdr_log2_error >= 0
     b = report.method("no_tonemapper").synthetic
@@ -107,6 +108,19 @@ def test_umeyama_and_response_error() -> None:
     mae, scales = response_error(learned, truth)
     assert mae < 0.01 and scales == pytest.approx([0.8] * 3, rel=0.02)
     assert pearson(np.arange(5.0), 2 * np.arange(5.0) + 1) == pytest.approx(1.0)
+
+
+def test_gauge_free_correlation_ignores_only_the_exif_trend() -> None:
+    rng = np.random.default_rng(3)
+    exif = rng.uniform(11, 14, 40)
+    deviation = rng.normal(0, 0.2, 40) + 0.1 * (exif - 12.5)  # a sample that happens to correlate with the EXIF EV
+    learned = 0.8 * deviation - 0.3 * exif + 5.0  # perfect up to the exposure-gamma gauge and an offset
+    assert pearson(learned, deviation) < 0.9
+    assert pearson(remove_linear_trend(learned, exif), remove_linear_trend(deviation, exif)) == pytest.approx(1.0)
+    noise = rng.normal(0, 0.2, 40)
+    assert pearson(remove_linear_trend(noise, exif), remove_linear_trend(deviation, exif)) < 0.6
+    two = remove_linear_trend(np.stack([learned, 2 * exif + 1], axis=1), exif)
+    assert np.allclose(two[:, 1], 0.0, atol=1e-9) and np.allclose((two[:, 0] * (exif - exif.mean())).sum(), 0.0, atol=1e-8)
 
 
 def test_fallback_fit_recovers_exposure_and_survives_bad_input() -> None:

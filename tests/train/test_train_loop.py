@@ -129,3 +129,18 @@ def test_exposure_slope_anchor_removes_only_the_gamma_gauge(micro_scene: Path) -
     assert float((correction * centred).sum()) == pytest.approx(0.0, abs=1e-4)
     assert slope == pytest.approx(0.2 + float((noise[train_mask] * centred).sum() / (centred**2).sum()), abs=1e-5)
     assert torch.corrcoef(torch.stack([correction, noise[train_mask]]))[0, 1] > 0.9
+
+
+def test_white_balance_slope_anchor(micro_scene: Path) -> None:
+    session = _Session(micro_config(), load_scene_data(micro_scene))
+    tm = session.model.tonemapper
+    train_mask = tm.train_images
+    centred = tm.exposure_init[train_mask] - tm.exposure_init[train_mask].mean()
+    true_wb = torch.randn(int(train_mask.sum()), 2, generator=torch.Generator().manual_seed(1)) * 0.08
+    with torch.no_grad():
+        tm.log_white_balance[train_mask] = true_wb + centred[:, None] * torch.tensor([0.1, -0.05])
+    session.model.anchor_white_balance_slope()
+    learned = tm.log_white_balance[train_mask].detach()
+    assert torch.allclose((learned * centred[:, None]).sum(dim=0), torch.zeros(2), atol=1e-4)
+    for c in range(2):
+        assert torch.corrcoef(torch.stack([learned[:, c], true_wb[:, c]]))[0, 1] > 0.9
