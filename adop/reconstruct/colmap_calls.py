@@ -136,3 +136,25 @@ def map_images(
     shutil.rmtree(work, ignore_errors=True)  # models are kept in memory; the chosen one is written once
     models = sorted(found.values(), key=lambda r: (r.num_reg_images(), r.num_points3D()), reverse=True)
     return Attempt(matcher, mapper, tuple(int(m.num_reg_images()) for m in models)), models
+
+
+def retriangulate(
+    model: pycolmap.Reconstruction, database: Path, image_dir: Path, work: Path, config: SfmConfig
+) -> pycolmap.Reconstruction:
+    """Triangulate ``model``'s matches again with its poses fixed and relaxed thresholds (``SfmConfig.retriangulate``).
+
+    Returns a new reconstruction; ``model`` is not modified.
+    """
+    options = pycolmap.IncrementalPipelineOptions()
+    options.num_threads, options.random_seed = config.num_threads, config.seed
+    options.triangulation.min_angle = config.retriangulation_min_angle
+    options.triangulation.ignore_two_view_tracks = False
+    options.triangulation.create_max_angle_error = 4.0
+    options.triangulation.complete_max_reproj_error = 8.0
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        return pycolmap.triangulate_points(pycolmap.Reconstruction(model), str(database), str(image_dir), str(work),
+                                           clear_points=True, options=options)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+

@@ -33,6 +33,7 @@ from adop.reconstruct.colmap_calls import (
     map_images,
     match_pairs,
     pycolmap_errors,
+    retriangulate,
 )
 from adop.reconstruct.config import SfmConfig
 from adop.reconstruct.failure import SfmFailure, explain_failure, read_match_stats
@@ -86,6 +87,8 @@ class SfmResult:
     mean_observations_per_image: float
     timings: tuple[StageTiming, ...]
     config: dict[str, Any] = field(default_factory=dict)
+    points_mapped: int = 0
+    """Points of the mapper's model before retriangulation (``num_points`` is after it)."""
 
     @property
     def pycolmap_seconds(self) -> float:
@@ -157,7 +160,15 @@ def run_sfm(image_dir: Path, out_dir: Path, config: SfmConfig = SfmConfig(), pro
         attempt, models = _retry(database, Path(image_dir), out_dir, config, matcher, usable, watch, attempts, models)
         if attempt.matcher != matcher:
             matcher, reason = attempt.matcher, f"retry, after {matcher} matching registered too few images"
-    return _finish(out_dir, scan, config, matcher, reason, attempt, attempts, models, downscaled, database, watch)
+    points_mapped = int(models[0].num_points3D()) if models else 0
+    if config.retriangulate and models and _fraction(models, usable) >= config.min_registered_fraction:
+        with watch("colmap:retriangulate"), pycolmap_errors("retriangulation"):
+            denser = retriangulate(models[0], database, Path(image_dir), out_dir / "_retriangulate", config)
+        if denser.num_points3D() > points_mapped:
+            log.info("retriangulation: %d -> %d points", points_mapped, denser.num_points3D())
+            models = [denser, *models[1:]]
+    return _finish(out_dir, scan, config, matcher, reason, attempt, attempts, models, downscaled, database, watch,
+                   points_mapped)
 
 
 def _retry(
@@ -264,7 +275,7 @@ def _stepper(progress: Progress | None, total: int) -> Callable[..., None]:
 def _finish(
     out_dir: Path, scan: ImageScan, config: SfmConfig, matcher: str, reason: str, attempt: Attempt,
     attempts: list[Attempt], models: list[pycolmap.Reconstruction], downscaled: int, database: Path,
-    watch: Stopwatch,
+    watch: Stopwatch, points_mapped: int,
 ) -> SfmResult:
     """Check the chosen model, then write it and the report (report last); raise ``SfmFailure`` otherwise."""
     with watch("write"):
@@ -303,7 +314,7 @@ def _finish(
         num_points=int(best.num_points3D()), mean_reprojection_error=float(best.compute_mean_reprojection_error()),
         mean_track_length=float(best.compute_mean_track_length()),
         mean_observations_per_image=float(best.compute_mean_observations_per_reg_image()),
-        timings=tuple(watch.rows), config=config.to_dict(),
+        timings=tuple(watch.rows), config=config.to_dict(), points_mapped=points_mapped,
     )
     write_text_atomic(out_dir / SFM_REPORT_FILE, json.dumps(result.to_dict(), indent=1))
     log.info("SfM registered %d/%d images (%.0f%%), %d points, %.2f px mean reprojection error",

@@ -34,15 +34,18 @@ def test_matches_reference_tiny(tiny_scene: SceneReport, tiny_capture: SynthMani
     assert accuracy.median_rotation_deg < 0.5
     assert accuracy.median_center_error_relative < 0.005
     assert tiny_scene.sfm["mean_reprojection_error"] < 1.0
+    assert tiny_scene.sfm["num_points"] > tiny_scene.sfm["points_mapped"] > 0  # retriangulation added points
+    assert any(t["stage"] == "colmap:retriangulate" for t in tiny_scene.sfm["timings"])
     assert accuracy.focal_ratio == pytest.approx(1.0, abs=0.01)
     camera = load_scene(tiny_scene.scene_dir).cameras[0]
     assert camera.model == "SIMPLE_RADIAL" and camera.params[3] == pytest.approx(truth.cameras[0].params[3], abs=0.01)
 
 
 def test_smoke_sequential_matcher_incremental_mapper(tiny_images: Path, tmp_path: Path) -> None:
-    config = SfmConfig(matcher="sequential", sequential_overlap=5, mapper="incremental")
+    config = SfmConfig(matcher="sequential", sequential_overlap=5, mapper="incremental", retriangulate=False)
     result = run_sfm(tiny_images, tmp_path / "sfm", config)
     assert result.matcher == "sequential" and result.mapper == "incremental" and result.registered_fraction >= 0.95
+    assert result.num_points == result.points_mapped and "colmap:retriangulate" not in [t.stage for t in result.timings]
 
 
 def test_smoke_camera_per_size_and_downscaling(tiny_images: Path, tmp_path: Path) -> None:
