@@ -185,12 +185,18 @@ def evaluate(
     ground_truth: Annotated[Path | None, typer.Option(help="A synthetic set's ground_truth/ folder, for camera-model "
                                                            "and HDR metrics.")] = None,
     baselines: Annotated[bool, typer.Option(help="Also score baseline (a): SfM colours splatted, no network.")] = True,
+    lpips_weights: Annotated[Path | None, typer.Option(help="Folder holding vgg16.pth (torchvision's VGG-16) and "
+                                                            "vgg.pth (lpips v0.1 VGG heads) to score LPIPS; never "
+                                                            "downloaded. Default: $ADOP_LPIPS_WEIGHTS, else no LPIPS.")]
+    = None,
 ) -> None:
-    """Score held-out views (PSNR, SSIM; exposure fitted on the left half, scored on the right) with baselines."""
+    """Score held-out views (PSNR, SSIM, LPIPS with local weights; exposure fitted on the left half, scored on the
+    right) with baselines."""
     from adop.train.cli import eval_command
 
     _setup_logging(False)
-    eval_command(run_dir, json_output=json_output, ground_truth=ground_truth, baselines=baselines)
+    eval_command(run_dir, json_output=json_output, ground_truth=ground_truth, baselines=baselines,
+                 lpips_weights=lpips_weights)
 
 
 @app.command()

@@ -3,8 +3,9 @@
 A held-out photo was taken at an exposure and white balance the model never saw. Scoring it with the scene EV would
 punish the model for the camera's metering; fitting the correction on the whole photo would let the tonemapper see
 the target it is scored on. So the correction (EV and R/B gains, LBFGS, ``Tonemapper.fit_view_correction``) is fitted
-on the left half and PSNR/SSIM are computed on the right half only. A ``border``-pixel frame is excluded from both
-halves, as ADOP's evaluation masks it. Baseline (b) (trained without the camera model, fixed gamma 2.2) gets the very
+on the left half and PSNR/SSIM (and LPIPS, given its weights) are computed on the right half only. A ``border``-pixel
+frame is excluded from both halves, as ADOP's evaluation masks it; LPIPS is lpips' value of that right-half crop
+(``adop.model.lpips``). Baseline (b) (trained without the camera model, fixed gamma 2.2) gets the very
 same EV + white-balance fit through its fixed response; baseline (a) has no tonemapper at all (display colours) and
 gets a per-channel gain (``fit_gain``) instead. No method is scored on pixels it was fitted to.
 """
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from adop.model.lpips import LPIPS
 from adop.model.metrics import psnr, ssim
 from adop.model.tonemapper import Tonemapper, ViewCorrection
 
@@ -36,6 +38,8 @@ class ViewScore:
     """``[1, 3, H, W]`` the full rendered view with the fitted correction, in [0, 1]."""
     correction: ViewCorrection | None
     """Fitted exposure and white balance (None for gain-fitted baselines)."""
+    lpips: float | None = None
+    """LPIPS (VGG, v0.1) on the right half (border excluded); None without LPIPS weights."""
 
 
 def half_masks(height: int, width: int, border: int = 16) -> tuple[Tensor, Tensor]:
@@ -48,10 +52,13 @@ def half_masks(height: int, width: int, border: int = 16) -> tuple[Tensor, Tenso
     return left, inner - left
 
 
-def score_right(ldr: Tensor, photo: Tensor, right: Tensor) -> tuple[float, float]:
-    """PSNR and SSIM of ``ldr`` against ``photo`` on the ``right`` mask (``[1, 3, H, W]`` each)."""
+def score_right(ldr: Tensor, photo: Tensor, right: Tensor, lpips: LPIPS | None = None
+                ) -> tuple[float, float, float | None]:
+    """PSNR, SSIM and LPIPS (None without ``lpips``) of ``ldr`` against ``photo`` on the ``right`` mask
+    (``[1, 3, H, W]`` each)."""
     ldr = ldr.clamp(0.0, 1.0)
-    return float(psnr(ldr, photo, mask=right)[0]), float(ssim(ldr, photo, mask=right)[0])
+    lp = None if lpips is None else float(lpips(ldr, photo, mask=right)[0])
+    return float(psnr(ldr, photo, mask=right)[0]), float(ssim(ldr, photo, mask=right)[0]), lp
 
 
 def _masked_mse(a: Tensor, b: Tensor, mask: Tensor) -> float:
@@ -118,7 +125,7 @@ def _adam_fit(tonemapper: Tonemapper, hdr: Tensor, photo: Tensor, mask: Tensor, 
 @torch.no_grad()
 def score_view(
     tonemapper: Tonemapper, hdr: Tensor, photo: Tensor, *, camera_index: int = 0, ev_init: float | None = None,
-    border: int = 16, fit_white_balance: bool = True,
+    border: int = 16, fit_white_balance: bool = True, lpips: LPIPS | None = None,
 ) -> ViewScore:
     """Fit the correction of a held-out view on its left half and score it on its right half.
 
@@ -130,6 +137,7 @@ def score_view(
         ev_init: starting EV100 of the fit (the view's EXIF EV).
         border: pixels excluded at the image edges.
         fit_white_balance: also fit R/B gains (only when the tonemapper models white balance).
+        lpips: the LPIPS metric (``adop.model.lpips.load_lpips_dir``); None leaves ``ViewScore.lpips`` None.
 
     Returns:
         The score and the fully corrected render.
@@ -139,8 +147,8 @@ def score_view(
     corr = fit_correction(tonemapper, hdr, photo, left, camera_index=camera_index, ev_init=ev_init,
                           fit_white_balance=fit_white_balance)
     ldr = tonemapper.apply(hdr, ev=corr.ev, white_balance=corr.white_balance, camera_index=camera_index)
-    p, s = score_right(ldr, photo, right)
-    return ViewScore(psnr=p, ssim=s, ldr=ldr.clamp(0.0, 1.0), correction=corr)
+    p, s, lp = score_right(ldr, photo, right, lpips)
+    return ViewScore(psnr=p, ssim=s, ldr=ldr.clamp(0.0, 1.0), correction=corr, lpips=lp)
 
 
 def fit_gain(render: Tensor, photo: Tensor, mask: Tensor) -> Tensor:
@@ -151,10 +159,10 @@ def fit_gain(render: Tensor, photo: Tensor, mask: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def score_gain_view(render: Tensor, photo: Tensor, *, border: int = 16) -> ViewScore:
+def score_gain_view(render: Tensor, photo: Tensor, *, border: int = 16, lpips: LPIPS | None = None) -> ViewScore:
     """The protocol for a display-space render without a tonemapper: a per-channel gain fitted on the left half."""
     h, w = render.shape[-2:]
     left, right = (m.to(render) for m in half_masks(h, w, border))
     ldr = (render * fit_gain(render, photo, left)).clamp(0.0, 1.0)
-    p, s = score_right(ldr, photo, right)
-    return ViewScore(psnr=p, ssim=s, ldr=ldr, correction=None)
+    p, s, lp = score_right(ldr, photo, right, lpips)
+    return ViewScore(psnr=p, ssim=s, ldr=ldr, correction=None, lpips=lp)

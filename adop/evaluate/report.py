@@ -9,7 +9,10 @@ half was used for fitting, the right half is scored). Methods:
 * any finished run under ``RUN_DIR/baselines/<name>/`` (``adop.evaluate.compare`` trains ``no_tonemapper``,
   baseline (b), and on synthetic sets ``oracle_points``), scored on the same held-out views by name.
 
-LPIPS needs pretrained network weights that are not available offline here, so it is reported as null.
+LPIPS (VGG, lpips v0.1, ``adop.model.lpips``) needs pretrained weights that are never downloaded: give a folder
+holding ``vgg16.pth`` (torchvision's VGG-16) and ``vgg.pth`` (lpips' heads) as ``evaluate(..., lpips_weights=DIR)``,
+``adop eval --lpips-weights DIR`` or the environment variable ``ADOP_LPIPS_WEIGHTS``; it is then scored for every
+method on the same right half as PSNR/SSIM. Without weights it is reported as null.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from torch import Tensor
 from adop.evaluate.baselines import splat_colors
 from adop.evaluate.protocol import ViewScore, score_gain_view, score_view
 from adop.evaluate.synthetic import SyntheticMetrics, synthetic_metrics
+from adop.model.lpips import LPIPS, load_lpips_dir, lpips_weights_dir
 from adop.storage import atomic_path, write_text_atomic
 from adop.train.data import load_scene_data, read_photo
 from adop.train.export import TrainedModel, load_trained_model
@@ -36,6 +40,7 @@ log = logging.getLogger(__name__)
 
 PROTOCOL = ("per held-out view: exposure + white balance fitted on the left half (EV grid, then LBFGS on MSE), "
             "PSNR/SSIM on the right half, 16 px border excluded; baseline (a) fits a per-channel gain on the left half")
+PROTOCOL_LPIPS = "; LPIPS (VGG, lpips v0.1) of the same right-half crop"
 DESCRIPTIONS = {
     "full": "ADOP: points + learned descriptors + U-Net + learned tonemapper",
     "splat_colors": "baseline (a): point colours splatted with the same rasterizer, holes filled by nearest pixel",
@@ -86,6 +91,8 @@ class EvalReport:
     methods: list[MethodResult]
     report_path: str
     summary_path: str
+    lpips_weights: str | None = None
+    """The LPIPS weights folder used (None: LPIPS not scored)."""
 
     def method(self, name: str) -> MethodResult:
         """The result of one method (KeyError if absent)."""
@@ -115,21 +122,23 @@ def _to_png(path: Path, render: Tensor, photo: Tensor) -> None:
 def _method(name: str, run_dir: Path | None, scores: list[tuple[str, ViewScore]], steps: int | None,
             synthetic: SyntheticMetrics | None, excluded: list[str]) -> MethodResult:
     views = [
-        ViewResult(n, s.psnr, s.ssim, None, None if s.correction is None else s.correction.ev,
+        ViewResult(n, s.psnr, s.ssim, s.lpips, None if s.correction is None else s.correction.ev,
                    None if s.correction is None else s.correction.white_balance)
         for n, s in scores
     ]
     nan = float("nan")
+    lpips = [v.lpips for v in views if v.lpips is not None]
     return MethodResult(
         name=name, description=DESCRIPTIONS.get(name, name), run_dir=None if run_dir is None else str(run_dir),
         views=views, mean_psnr=float(np.mean([v.psnr for v in views])) if views else nan,
-        mean_ssim=float(np.mean([v.ssim for v in views])) if views else nan, steps=steps, synthetic=synthetic,
-        excluded=excluded,
+        mean_ssim=float(np.mean([v.ssim for v in views])) if views else nan,
+        mean_lpips=float(np.mean(lpips)) if views and len(lpips) == len(views) else None, steps=steps,
+        synthetic=synthetic, excluded=excluded,
     )
 
 
-def _score_model(model: TrainedModel, names: list[str], photos: dict[str, Tensor], border: int
-                 ) -> tuple[list[tuple[str, ViewScore]], list[str]]:
+def _score_model(model: TrainedModel, names: list[str], photos: dict[str, Tensor], border: int,
+                 lpips: LPIPS | None) -> tuple[list[tuple[str, ViewScore]], list[str]]:
     index = {f["name"]: i for i, f in enumerate(model.frames)}
     scores, excluded = [], []
     tm = model.model.tonemapper
@@ -145,7 +154,7 @@ def _score_model(model: TrainedModel, names: list[str], photos: dict[str, Tensor
             continue
         scores.append((name, score_view(
             tm, hdr, photo, camera_index=int(model.frames[i]["camera"]), ev_init=float(model.frames[i]["exif_ev"]),
-            border=border, fit_white_balance=tm.config.enable_white_balance,
+            border=border, fit_white_balance=tm.config.enable_white_balance, lpips=lpips,
         )))
     return scores, excluded
 
@@ -157,6 +166,7 @@ def evaluate(
     baselines: bool = True,
     write_views: bool = True,
     border: int = 16,
+    lpips_weights: Path | str | None = None,
 ) -> EvalReport:
     """Evaluate a finished training run on its held-out views (module docstring), with baselines.
 
@@ -166,15 +176,20 @@ def evaluate(
         baselines: include baseline (a) and the runs under ``RUN_DIR/baselines/``.
         write_views: write the side-by-side PNGs.
         border: pixels excluded at the image edges.
+        lpips_weights: folder holding ``vgg16.pth`` and ``vgg.pth`` (module docstring); None: ``$ADOP_LPIPS_WEIGHTS``
+            if set, else LPIPS is not scored (null in the report).
 
     Returns:
         The report (also written to ``RUN_DIR/eval/report.json`` and ``summary.md``).
 
     Raises:
-        InputError: no trained model in ``run_dir``, or its scene folder is gone.
+        InputError: no trained model in ``run_dir``, or its scene folder is gone, or the LPIPS weights folder (given
+            or from the environment) is missing or holds unusable files.
     """
     run_dir = Path(run_dir)
     torch.set_num_threads(2)
+    lpips_dir = lpips_weights_dir(lpips_weights)
+    lpips = None if lpips_dir is None else load_lpips_dir(lpips_dir)
     model = load_trained_model(run_dir)
     held = [i for i, f in enumerate(model.frames) if f["heldout"]]
     data = load_scene_data(model.scene_dir, image_scale=model.config.image_scale, holdout_every=0,
@@ -185,16 +200,16 @@ def evaluate(
     views_dir = out_dir / "views"
     results: dict[str, tuple[list[tuple[str, ViewScore]], MethodResult]] = {}
 
-    scores, excluded = _score_model(model, names, photos, border)
+    scores, excluded = _score_model(model, names, photos, border, lpips)
     synth = synthetic_metrics(model, ground_truth_dir) if ground_truth_dir is not None else None
     results["full"] = (scores, _method("full", run_dir, scores, model.step, synth, excluded))
     if baselines:
-        results["splat_colors"] = _splat_baseline(model, data, held, photos, border)
+        results["splat_colors"] = _splat_baseline(model, data, held, photos, border, lpips)
         for sub in sorted((run_dir / "baselines").glob("*/model/model.pt")):
             other_dir = sub.parent.parent
             other = load_trained_model(other_dir)
             other_photos = _photos_for(other, names, photos)
-            o_scores, o_excluded = _score_model(other, names, other_photos, border)
+            o_scores, o_excluded = _score_model(other, names, other_photos, border, lpips)
             o_synth = synthetic_metrics(other, ground_truth_dir) if ground_truth_dir is not None else None
             results[other_dir.name] = (o_scores, _method(other_dir.name, other_dir, o_scores, other.step, o_synth,
                                                          o_excluded))
@@ -203,9 +218,9 @@ def evaluate(
             for name, score in m_scores:
                 _to_png(views_dir / f"{method}__{Path(name).stem}.png", score.ldr, photos[name])
     report = EvalReport(
-        run_dir=str(run_dir), step=model.step, protocol=PROTOCOL, heldout=names,
-        methods=[m for _, m in results.values()], report_path=str(out_dir / "report.json"),
-        summary_path=str(out_dir / "summary.md"),
+        run_dir=str(run_dir), step=model.step, protocol=PROTOCOL + ("" if lpips is None else PROTOCOL_LPIPS),
+        heldout=names, methods=[m for _, m in results.values()], report_path=str(out_dir / "report.json"),
+        summary_path=str(out_dir / "summary.md"), lpips_weights=None if lpips_dir is None else str(lpips_dir),
     )
     write_text_atomic(out_dir / "report.json", json.dumps(_finite(report.to_dict()), indent=1, allow_nan=False,
                                                           default=_json_default))
@@ -230,8 +245,8 @@ def _photos_for(other: TrainedModel, names: list[str], photos: dict[str, Tensor]
     return out
 
 
-def _splat_baseline(model: TrainedModel, data: Any, held: list[int], photos: dict[str, Tensor], border: int
-                    ) -> tuple[list[tuple[str, ViewScore]], MethodResult]:
+def _splat_baseline(model: TrainedModel, data: Any, held: list[int], photos: dict[str, Tensor], border: int,
+                    lpips: LPIPS | None) -> tuple[list[tuple[str, ViewScore]], MethodResult]:
     points = data.scene.points
     if points.colors is None:
         return [], _method("splat_colors", None, [], None, None, [model.frames[i]["name"] for i in held])
@@ -244,7 +259,7 @@ def _splat_baseline(model: TrainedModel, data: Any, held: list[int], photos: dic
         render, _ = splat_colors(pos, col, nrm, data.rotations[i], data.translations[i], data.intrinsics[i],
                                  data.distortion[i], (w, h))
         name = model.frames[i]["name"]
-        scores.append((name, score_gain_view(render, photos[name], border=border)))
+        scores.append((name, score_gain_view(render, photos[name], border=border, lpips=lpips)))
     return scores, _method("splat_colors", None, scores, None, None, [])
 
 
@@ -289,7 +304,10 @@ def summary_markdown(report: EvalReport) -> str:
             lines.append(f"| {m.name} | {_fmt(s.ev_correlation)} | {_fmt(s.ev_correlation_gauge_free)} | "
                          f"{_fmt(s.ev_rmse)} | {_fmt(s.wb_correlation)} | {_fmt(s.wb_correlation_gauge_free)} | "
                          f"{_fmt(s.vignette_mae, 4)} | {_fmt(s.response_mae, 4)} | {_fmt(s.hdr_log2_error)} |")
-    lines += ["", "## Per view (PSNR dB / SSIM)", ""]
+    with_lpips = any(v.lpips is not None for m in report.methods for v in m.views)
+    lines += ["", "## Per view (PSNR dB / SSIM" + (" / LPIPS)" if with_lpips else ")"), ""]
     for m in report.methods:
-        lines.append(f"- **{m.name}**: " + ", ".join(f"{v.name} {v.psnr:.2f}/{v.ssim:.3f}" for v in m.views))
+        per_view = (f"{v.name} {v.psnr:.2f}/{v.ssim:.3f}" + (f"/{_fmt(v.lpips)}" if with_lpips else "")
+                    for v in m.views)
+        lines.append(f"- **{m.name}**: " + ", ".join(per_view))
     return "\n".join(lines) + "\n"

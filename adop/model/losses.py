@@ -1,9 +1,10 @@
 """Training losses: SSIM, L1 + (1 − SSIM), and an optional VGG-19 perceptual term from local weights only.
 
 ADOP trains with ``VGG + L1`` (reference §6.1); our issue asks for ``L1 + (1 − SSIM)`` plus VGG when weights are on
-disk. The VGG stack is defined here (torchvision is not installable) with torchvision's ``vgg19().features`` layer
-numbering, so a torchvision state dict — the ``features.`` part of ``vgg19-dcbb9e9d.pth`` or a bare ``features`` state
-dict — loads directly. Weights are never downloaded: a missing path turns the term off with a logged note.
+disk. The VGG stacks are defined here (torchvision is not installable) with torchvision's ``vgg19().features`` /
+``vgg16().features`` layer numbering, so a torchvision state dict — the ``features.`` part of ``vgg19-dcbb9e9d.pth``
+(``vgg16-397923af.pth``) or a bare ``features`` state dict — loads directly. VGG-16 serves LPIPS
+(``adop.model.lpips``). Weights are never downloaded: a missing path turns the term off with a logged note.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -23,10 +24,13 @@ __all__ = [
     "LossConfig",
     "LossTerms",
     "PhotometricLoss",
+    "VGG16Features",
     "VGG19Features",
+    "VGGFeatures",
     "VGGPerceptualLoss",
     "l1_ssim_loss",
     "load_perceptual_loss",
+    "read_state_dict",
     "ssim",
     "ssim_map",
 ]
@@ -34,10 +38,16 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 VGGNormalization = Literal["imagenet", "caffe"]
+Pooling = Literal["avg", "max"]
+_VGG = TypeVar("_VGG", bound="VGGFeatures")
 
 # torchvision's VGG-19 ("E") feature stack up to relu5_1: conv widths, "P" = 2×2 pool.
 _VGG19_STACK: tuple[int | str, ...] = (
     64, 64, "P", 128, 128, "P", 256, 256, 256, 256, "P", 512, 512, 512, 512, "P", 512,
+)
+# torchvision's VGG-16 ("D") feature stack up to relu5_3 (index 29; the last pool, index 30, has no weights).
+_VGG16_STACK: tuple[int | str, ...] = (
+    64, 64, "P", 128, 128, "P", 256, 256, 256, "P", 512, 512, 512, "P", 512, 512, 512,
 )
 # Feature taps of ADOP's VGG loss: relu1_1, relu1_2, relu2_1, relu2_2, relu3_1..4, relu4_1..4, relu5_1.
 VGG_TAPS: tuple[int, ...] = (1, 3, 6, 8, 11, 13, 15, 17, 20, 22, 24, 26, 29)
@@ -131,17 +141,40 @@ def l1_ssim_loss(
     return loss
 
 
-class VGG19Features(nn.Sequential):
-    """VGG-19 convolutional stack up to relu5_1, numbered like torchvision's ``vgg19().features``.
+def read_state_dict(path: Path, what: str, expected: str) -> dict:
+    """The dict of tensors a torch file holds (``weights_only``: never runs code from the file).
+
+    Raises:
+        InputError: the file is unreadable or holds no dict; the message names ``what`` was read and what is
+            ``expected``.
+    """
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any load failure is the user's file
+        raise InputError(f"cannot read {what} from {path}: {exc}; expected {expected}") from exc
+    if not isinstance(raw, dict):
+        raise InputError(f"{path} holds a {type(raw).__name__}, expected {expected}")
+    return raw
+
+
+class VGGFeatures(nn.Sequential):
+    """A VGG convolutional stack numbered like torchvision's ``vggNN().features`` (3×3 conv + ReLU, 2×2 pools).
+
+    Subclasses set ``stack`` (conv widths, ``"P"`` = pool), ``arch`` (the name in messages) and ``default_pooling``.
 
     Args:
-        pooling: ``"avg"`` (ADOP/saiga replace max pooling by average pooling for smoother gradients) or ``"max"``.
+        pooling: ``"avg"`` or ``"max"`` pooling; None takes the subclass's ``default_pooling``.
     """
 
-    def __init__(self, pooling: Literal["avg", "max"] = "avg") -> None:
+    stack: tuple[int | str, ...] = ()
+    arch: str = "VGG"
+    default_pooling: Pooling = "max"
+
+    def __init__(self, pooling: Pooling | None = None) -> None:
+        pooling = self.default_pooling if pooling is None else pooling
         layers: list[nn.Module] = []
         channels = 3
-        for item in _VGG19_STACK:
+        for item in self.stack:
             if item == "P":
                 layers.append(nn.AvgPool2d(2) if pooling == "avg" else nn.MaxPool2d(2))
             else:
@@ -150,32 +183,44 @@ class VGG19Features(nn.Sequential):
         super().__init__(*layers)
 
     @classmethod
-    def from_state_dict_file(cls, path: Path, *, pooling: Literal["avg", "max"] = "avg") -> VGG19Features:
-        """Load weights from a torch file holding a torchvision-numbered VGG-19 state dict (no download, ever).
+    def from_state_dict_file(cls: type[_VGG], path: Path, *, pooling: Pooling | None = None) -> _VGG:
+        """Load weights from a torch file holding a torchvision-numbered state dict of this VGG (no download, ever).
 
-        Accepts keys ``N.weight``/``N.bias`` or ``features.N.*`` (a whole-model torchvision file); layers past relu5_1
-        and the classifier are ignored.
+        Accepts keys ``N.weight``/``N.bias`` or ``features.N.*`` (a whole-model torchvision file); layers past the
+        stack's last ReLU and the classifier are ignored.
 
         Raises:
             InputError: the file is unreadable or lacks a needed tensor, or a tensor has the wrong shape.
         """
-        try:
-            raw = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any load failure is the user's file
-            raise InputError(f"cannot read VGG-19 weights from {path}: {exc}") from exc
-        if not isinstance(raw, dict):
-            raise InputError(f"{path} holds a {type(raw).__name__}, expected a VGG-19 state dict")
+        raw = read_state_dict(path, f"{cls.arch} weights", f"a torchvision {cls.arch} state dict")
         net = cls(pooling=pooling)
         needed = net.state_dict().keys()
-        state = {k.removeprefix("features."): v for k, v in raw.items()}
+        state = {str(k).removeprefix("features."): v for k, v in raw.items()}
         missing = [k for k in needed if k not in state]
         if missing:
-            raise InputError(f"{path} is not a VGG-19 features state dict: missing {missing[:4]} (and more?)")
+            raise InputError(f"{path} is not a {cls.arch} features state dict: missing {missing[:4]} (and more?)")
         try:
             net.load_state_dict({k: state[k] for k in needed})
         except RuntimeError as exc:
-            raise InputError(f"{path}: VGG-19 tensors have the wrong shapes: {exc}") from exc
+            raise InputError(f"{path}: {cls.arch} tensors have the wrong shapes: {exc}") from exc
         return net
+
+
+class VGG19Features(VGGFeatures):
+    """VGG-19 up to relu5_1 (ADOP's perceptual loss); average pooling by default, as ADOP/saiga use it for smoother
+    gradients."""
+
+    stack = _VGG19_STACK
+    arch = "VGG-19"
+    default_pooling: Pooling = "avg"
+
+
+class VGG16Features(VGGFeatures):
+    """VGG-16 up to relu5_3 (LPIPS's trunk); max pooling by default, as torchvision's (and LPIPS's) network."""
+
+    stack = _VGG16_STACK
+    arch = "VGG-16"
+    default_pooling: Pooling = "max"
 
 
 class VGGPerceptualLoss(nn.Module):

@@ -1,11 +1,12 @@
-"""Image quality metrics for evaluation: PSNR and SSIM on display images in [0, 1].
+"""Image quality metrics for evaluation: PSNR, SSIM and (with local weights) LPIPS on display images in [0, 1].
 
 Predictions are clamped to [0, 1] before scoring, as ADOP's ``eval`` does, because the photos cannot hold values
 outside it. SSIM is the same implementation as the training loss (``adop.model.losses.ssim``).
 
-LPIPS is left out: it needs a pretrained backbone (AlexNet/VGG-16) plus its learned linear heads, none of which are
-available offline here, and torchvision is not installable; ``ImageMetrics.lpips`` is therefore always None for now,
-so reports can show the column without pretending to fill it.
+LPIPS (VGG, lpips v0.1, ``adop.model.lpips``) needs a pretrained VGG-16 and lpips' learned heads, which are never
+downloaded: pass ``lpips=load_lpips_dir(DIR)`` (DIR holding ``vgg16.pth`` and ``vgg.pth``) to fill
+``ImageMetrics.lpips``; without it the field is None. ``adop eval --lpips-weights DIR`` (or ``ADOP_LPIPS_WEIGHTS``)
+does this for the evaluation report.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import Tensor
 
 from adop.errors import ShapeError
 from adop.model.losses import ssim
+from adop.model.lpips import LPIPS
 
 __all__ = ["ImageMetrics", "compute_metrics", "psnr", "ssim"]
 
@@ -67,7 +69,7 @@ class ImageMetrics:
     ssim: Tensor
     """[B] mean SSIM."""
     lpips: Tensor | None = None
-    """[B] LPIPS; None because no LPIPS weights are available (module docstring)."""
+    """[B] LPIPS (VGG, v0.1); None when no LPIPS weights were given (module docstring)."""
 
 
 @torch.no_grad()
@@ -76,7 +78,12 @@ def compute_metrics(
     target: Tensor,  # [B, 3, H, W]
     *,
     mask: Tensor | None = None,  # [B, 1, H, W]
+    lpips: LPIPS | None = None,
 ) -> ImageMetrics:
-    """PSNR and SSIM of clamped predictions against photos in [0, 1]."""
+    """PSNR, SSIM and, given the ``lpips`` metric (``adop.model.lpips.load_lpips_dir``), LPIPS of clamped predictions
+    against photos in [0, 1]."""
     pred = pred.clamp(0.0, 1.0)
-    return ImageMetrics(psnr=psnr(pred, target, mask=mask), ssim=ssim(pred, target, mask=mask))
+    return ImageMetrics(
+        psnr=psnr(pred, target, mask=mask), ssim=ssim(pred, target, mask=mask),
+        lpips=None if lpips is None else lpips(pred, target, mask=mask),
+    )

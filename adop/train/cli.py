@@ -78,14 +78,16 @@ def train_command(
 
 def eval_command(
     run_dir: Path, json_output: bool = False, ground_truth: Path | None = None, baselines: bool = True,
+    lpips_weights: Path | None = None,
 ) -> object:
-    """``adop eval RUN_DIR [--json] [--ground-truth OUT/ground_truth]``: score the held-out views.
+    """``adop eval RUN_DIR [--json] [--ground-truth OUT/ground_truth] [--lpips-weights DIR]``: score the held-out views.
 
     Args:
         run_dir: a finished run folder.
         json_output: print the report as JSON (otherwise the Markdown summary).
         ground_truth: a synthetic set's ``ground_truth`` folder, for the camera-model and HDR metrics.
         baselines: include baseline (a) and the runs under ``RUN_DIR/baselines``.
+        lpips_weights: folder holding ``vgg16.pth`` and ``vgg.pth`` for LPIPS (None: ``$ADOP_LPIPS_WEIGHTS``, if set).
 
     Returns:
         The ``EvalReport``.
@@ -93,7 +95,7 @@ def eval_command(
     from adop.evaluate import evaluate
 
     report = evaluate(Path(run_dir), ground_truth_dir=None if ground_truth is None else Path(ground_truth),
-                      baselines=baselines)
+                      baselines=baselines, lpips_weights=lpips_weights)
     if json_output:
         print(Path(report.report_path).read_text(encoding="utf-8"))
     else:

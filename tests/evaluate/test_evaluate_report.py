@@ -14,11 +14,14 @@ from adop.evaluate import evaluate, half_masks, score_gain_view, score_view
 from adop.evaluate.baselines import fill_nearest
 from adop.evaluate.protocol import _adam_fit, fit_correction
 from adop.evaluate.synthetic import pearson, remove_linear_trend, response_error, umeyama
+from adop.errors import InputError
+from adop.model.lpips import ENV_VAR
 from adop.model.tonemapper import Tonemapper, TonemapperConfig
 from adop.train.cli import eval_command
 
 
-def test_report_of_a_micro_run(eval_run: Path, eval_set: Path) -> None:
+def test_report_of_a_micro_run(eval_run: Path, eval_set: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_VAR, raising=False)
     report = evaluate(eval_run, ground_truth_dir=eval_set / "ground_truth")
     names = [m.name for m in report.methods]
     assert names == ["full", "splat_colors", "no_tonemapper", "oracle_points"]
@@ -27,6 +30,8 @@ def test_report_of_a_micro_run(eval_run: Path, eval_set: Path) -> None:
         assert len(method.views) == 2 and not method.excluded
         assert all(math.isfinite(v.psnr) and -1 <= v.ssim <= 1 for v in method.views)
         assert method.mean_psnr == pytest.approx(np.mean([v.psnr for v in method.views]))
+        assert method.mean_lpips is None and all(v.lpips is None for v in method.views)  # no LPIPS weights
+    assert report.lpips_weights is None and "LPIPS" not in report.protocol
     full = report.method("full")
     assert full.steps == 16 and full.views[0].ev is not None and full.views[0].white_balance is not None
     assert report.method("splat_colors").views[0].ev is None
@@ -49,6 +54,30 @@ def test_eval_command_prints_json(eval_run: Path, capsys: pytest.CaptureFixture[
     eval_command(eval_run, json_output=True, baselines=False)
     data = json.loads(capsys.readouterr().out)
     assert [m["name"] for m in data["methods"]] == ["full"]
+
+
+def test_report_scores_lpips_with_local_weights(eval_run: Path, lpips_folder: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    report = evaluate(eval_run, write_views=False, lpips_weights=lpips_folder)
+    assert [m.name for m in report.methods] == ["full", "splat_colors", "no_tonemapper", "oracle_points"]
+    for method in report.methods:
+        values = [v.lpips for v in method.views]
+        assert len(values) == 2 and all(v is not None and math.isfinite(v) and v > 0 for v in values)
+        assert method.mean_lpips == pytest.approx(np.mean(values))  # type: ignore[arg-type]
+    assert report.lpips_weights == str(lpips_folder) and "LPIPS" in report.protocol
+    data = json.loads(Path(report.report_path).read_text())
+    assert data["methods"][0]["mean_lpips"] == pytest.approx(report.method("full").mean_lpips)
+    summary = Path(report.summary_path).read_text()
+    assert f"| {report.method('full').mean_lpips:.3f} |" in summary and "/ LPIPS)" in summary
+    monkeypatch.setenv(ENV_VAR, str(lpips_folder))  # the environment variable does the same for `adop eval`
+    eval_command(eval_run, json_output=True, baselines=False)
+    full = json.loads(capsys.readouterr().out)["methods"][0]
+    assert full["mean_lpips"] == pytest.approx(report.method("full").mean_lpips)
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "absent"))
+    with pytest.raises(InputError, match="LPIPS weights folder"):
+        evaluate(eval_run, baselines=False, write_views=False)
 
 
 def _tonemapper() -> Tonemapper:
