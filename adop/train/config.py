@@ -167,7 +167,7 @@ class TrainConfig:
     correlation with the true white balance fell from 0.92 to 0.55). Assumes the true white balance is uncorrelated
     with the recorded EV."""
     environment_map: bool = False
-    """Learn ADOP's equirectangular environment map for empty pixels (off on CPU: little gain for its cost)."""
+    """Learn ADOP's equirectangular environment map for empty pixels (both presets turn it on; see ``presets``)."""
     environment_size: tuple[int, int] = (256, 128)
     """Environment map ``(W, H)`` (ADOP: 1024×512)."""
     camera_model: CameraModelMode = "learned"
