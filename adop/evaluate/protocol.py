@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from adop.model.lpips import LPIPS
-from adop.model.metrics import psnr, ssim
+from adop.model.metrics import compute_metrics
 from adop.model.tonemapper import Tonemapper, ViewCorrection
 
 log = logging.getLogger(__name__)
@@ -56,9 +56,8 @@ def score_right(ldr: Tensor, photo: Tensor, right: Tensor, lpips: LPIPS | None =
                 ) -> tuple[float, float, float | None]:
     """PSNR, SSIM and LPIPS (None without ``lpips``) of ``ldr`` against ``photo`` on the ``right`` mask
     (``[1, 3, H, W]`` each)."""
-    ldr = ldr.clamp(0.0, 1.0)
-    lp = None if lpips is None else float(lpips(ldr, photo, mask=right)[0])
-    return float(psnr(ldr, photo, mask=right)[0]), float(ssim(ldr, photo, mask=right)[0]), lp
+    scores = compute_metrics(ldr, photo, mask=right, lpips=lpips)
+    return float(scores.psnr[0]), float(scores.ssim[0]), None if scores.lpips is None else float(scores.lpips[0])
 
 
 def _masked_mse(a: Tensor, b: Tensor, mask: Tensor) -> float:

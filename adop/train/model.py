@@ -185,36 +185,36 @@ class SceneModel(nn.Module):
         """Remove the linear trend of the EV corrections in the EXIF EV over the training images (see
         ``TrainConfig.exposure_slope_anchor``); returns the removed slope."""
         tm = self.tonemapper
-        centred = self._centred_exif()
-        if centred is None:
-            return 0.0
         train = tm.train_images
-        slope = float(((tm.exposure[train] - tm.exposure_init[train]) * centred).sum() / (centred * centred).sum())
-        tm.exposure[train] -= slope * centred
-        return slope
+        found = self._exif_trend((tm.exposure[train] - tm.exposure_init[train])[:, None])
+        if found is None:
+            return 0.0
+        trend, slopes = found
+        tm.exposure[train] -= trend[:, 0]
+        return float(slopes[0])
 
     @torch.no_grad()
     def anchor_white_balance_slope(self) -> Tensor:  # [2]
         """Remove the linear trend of the learned log R/B gains in the EXIF EV over the training images (see
         ``TrainConfig.white_balance_slope_anchor``); returns the removed slopes."""
         tm = self.tonemapper
-        centred = self._centred_exif()
-        if centred is None:
+        found = self._exif_trend(tm.log_white_balance[tm.train_images])
+        if found is None:
             return torch.zeros(2)
-        train = tm.train_images
-        wb = tm.log_white_balance[train]
-        slopes = (wb * centred[:, None]).sum(dim=0) / (centred * centred).sum()
-        tm.log_white_balance[train] -= centred[:, None] * slopes[None, :]
+        trend, slopes = found
+        tm.log_white_balance[tm.train_images] -= trend
         return slopes
 
-    def _centred_exif(self) -> Tensor | None:
-        """EXIF EVs of the training images minus their mean; None when they span less than ~0.1 stop (RMS)."""
+    def _exif_trend(self, values: Tensor) -> tuple[Tensor, Tensor] | None:  # values [N_train, K]
+        """Least-squares trend of ``values`` (one row per training image) in the centred EXIF EV, as
+        ``(trend [N_train, K], slopes [K])``; None when the EXIF EVs span less than ~0.1 stop (RMS)."""
         tm = self.tonemapper
         init = tm.exposure_init[tm.train_images]
         centred = init - init.mean()
         if float((centred * centred).mean()) < 1e-2:
             return None
-        return centred
+        slopes = (values * centred[:, None]).sum(dim=0) / (centred * centred).sum()
+        return centred[:, None] * slopes[None, :], slopes
 
     @torch.no_grad()
     def apply_pose_step(self) -> None:

@@ -9,8 +9,8 @@ norm in studio work and the anchored tonemapper makes it safe.
 about 4 s per megapixel of crops per step for the network): photos at half size, 4 crops of 128² per step, and ADOP's
 environment map at 256×128 (it fills pixels no point reaches, sky and unreconstructed ground: +1.8 dB held-out PSNR on
 lund, where SfM leaves the sky and the road empty, 13.81 → 15.65 dB; no change on the small synthetic set, 22.61 vs
-22.51 dB, same EV/WB recovery; 2 % more time per step). A run of a few thousand steps sees each image a few hundred times, so the locks are 10 epochs and
-the patience 15. ADOP's SGD rates on exposure and vignette (5e-4, 5e-6) barely move in that many steps, so those
+22.51 dB, same EV/WB recovery; 2 % more time per step). A run of a few thousand steps sees each image a few hundred
+times, so the locks are 10 epochs and the patience 15. ADOP's SGD rates on exposure and vignette (5e-4, 5e-6) barely move in that many steps, so those
 groups use Adam with rates that converge within the run (exposure 0.01; vignette 5e-4, since at 2e-3 its weakly
 constrained centre wandered by a third of the image on the small synthetic set); white balance and response get 5×
 ADOP's Adam rate. Adam moves weakly determined directions as fast as well determined ones, which is why the
