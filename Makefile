@@ -14,4 +14,4 @@ check-kernels:
 	@if [ -f scripts/check_kernels.sh ]; then bash scripts/check_kernels.sh; fi
 
 test: setup check-kernels
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "slow or not slow"

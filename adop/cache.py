@@ -9,7 +9,7 @@ Layout::
 
 The key is a SHA-256 over the stage name, the stage's version string, the *content* of its inputs (files and folders
 hashed by bytes and relative names, never by path or mtime; upstream artifacts by their content digest) and its
-parameters (canonical JSON). A copied capture set therefore hits the cache, and a stage whose upstream rebuilt to
+parameters (canonical JSON) and the package version. A copied capture set therefore hits the cache, and a stage whose upstream rebuilt to
 identical bytes is not rebuilt (early cutoff).
 
 ``manifest.json`` records the key, inputs, parameters, creation time, adop version and the SHA-256 and size of every
@@ -38,21 +38,11 @@ from typing import Any
 
 from adop import __version__
 from adop.errors import AdopError, InputError
-from adop.storage import ensure_writable_dir
+from adop.storage import ensure_writable_dir, sha256_file
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-_CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _files_under(folder: Path) -> list[Path]:
@@ -102,12 +92,14 @@ class ArtifactRef:
         return Path(self.path)
 
 
-InputValue = Path | ArtifactRef | str | bytes
+InputValue = Path | ArtifactRef | str | bytes | tuple[ArtifactRef, ...] | list[ArtifactRef]
 
 
 def _input_fingerprint(value: InputValue) -> str:
     if isinstance(value, ArtifactRef):
         return f"artifact:{value.stage}:{value.digest}"
+    if isinstance(value, (list, tuple)):
+        return "artifacts:" + ",".join(_input_fingerprint(item) for item in value)
     if isinstance(value, Path):
         return f"content:{sha256_tree(value)}"
     if isinstance(value, bytes):
@@ -122,9 +114,14 @@ def _canonical(params: Mapping[str, Any]) -> str:
 def compute_key(
     stage: str, version: str, inputs: Mapping[str, InputValue], params: Mapping[str, Any]
 ) -> tuple[str, dict[str, str]]:
-    """The cache key of a stage run, and the per-input fingerprints that went into it (for the manifest)."""
+    """The cache key of a stage run, and the per-input fingerprints that went into it (for the manifest).
+
+    The key covers the stage and its version, the package version (a new adop never reuses an older one's
+    artifacts), the content of every input and the parameters (configs as their canonical ``to_dict``).
+    """
     fingerprints = {name: _input_fingerprint(value) for name, value in sorted(inputs.items())}
-    material = _canonical({"stage": stage, "version": version, "inputs": fingerprints, "params": params})
+    material = _canonical({"stage": stage, "version": version, "adop": __version__, "inputs": fingerprints,
+                           "params": params})
     return hashlib.sha256(material.encode()).hexdigest()[:32], fingerprints
 
 
@@ -270,7 +267,7 @@ class Workspace:
                 handle.flush()
                 os.fsync(handle.fileno())
             final = self.artifact_dir(stage, key)
-            if final.exists():
+            if final.exists():  # damaged (lookup refused it): set aside as a stale build, then publish
                 self._discard(final)
             os.rename(staging, final)
         except BaseException:

@@ -20,6 +20,10 @@ import typer
 from rich.console import Console
 
 from adop.errors import AdopError
+from adop.images import list_image_files
+from adop.ingest import find_image_dir
+from adop.pipeline import LAST_STAGES, PipelineOptions
+from adop.storage import ensure_writable_dir
 
 app = typer.Typer(
     name="adop",
@@ -102,6 +106,10 @@ class PathKind(str, Enum):
     cameras = "cameras"
 
 
+_OPTIONS = PipelineOptions()
+"""Defaults of ``adop run``, read from the library configs so that each default is declared once."""
+
+
 @app.command()
 @user_errors
 def run(
@@ -109,42 +117,43 @@ def run(
     workspace: Annotated[Path, typer.Option(help="Where artifacts are kept; reruns reuse finished stages.")] = Path(
         "workspace"
     ),
-    min_images: Annotated[int, typer.Option(help="Fewest usable photos accepted.")] = 3,
-    preset: Annotated[str, typer.Option(help="Training preset: cpu-fast or gpu-quality.")] = "cpu-fast",
+    min_images: Annotated[int, typer.Option(help="Fewest usable photos accepted.")] = _OPTIONS.ingest.min_images,
+    preset: Annotated[str, typer.Option(help="Training preset: cpu-fast or gpu-quality.")] = _OPTIONS.train_preset,
     max_steps: Annotated[int | None, typer.Option(help="Training steps (default: the preset's).")] = None,
+    mapper: Annotated[str, typer.Option(help="SfM mapper: global (GLOMAP) or incremental.")] = _OPTIONS.sfm.mapper,
     path: Annotated[PathKind, typer.Option(help="Generated fly-through: orbit, or through the photos' cameras.")] = (
-        PathKind.orbit
+        PathKind(_OPTIONS.fly_through.kind)
     ),
     path_file: Annotated[Path | None, typer.Option(help="Camera path JSON (ours or nerfstudio's camera_path.json).")]
     = None,
-    seconds: Annotated[float, typer.Option(help="Length of a generated path.")] = 4.0,
-    fps: Annotated[float, typer.Option(help="Frame rate of a generated path.")] = 24.0,
+    seconds: Annotated[float, typer.Option(help="Length of a generated path.")] = _OPTIONS.fly_through.seconds,
+    fps: Annotated[float, typer.Option(help="Frame rate of a generated path.")] = _OPTIONS.fly_through.fps,
     ev: Annotated[float | None, typer.Option(help="Exposure (EV100) of the renders; default the photos' mean.")] = None,
-    stop_after: Annotated[str, typer.Option(help="Last stage: ingest, reconstruct, train, render, deliver.")] = "deliver",
+    stop_after: Annotated[str, typer.Option(help="Last stage: ingest, reconstruct, train, render, deliver.")] = (
+        _OPTIONS.stop_after
+    ),
 ) -> None:
     """Run the pipeline (a Prefect flow) on a capture set; finished stages are reused from the workspace."""
     _setup_logging(False)
-    from adop.ingest import IMAGE_SUFFIXES, find_image_dir
-    from adop.storage import ensure_writable_dir
-
     image_dir = find_image_dir(capture_dir)  # fail fast on user mistakes, before Prefect starts
-    if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in image_dir.iterdir()):
+    if not list_image_files(image_dir).images:
         raise AdopError(f"{image_dir} holds no JPEG/PNG/TIFF photos; point to the folder that holds them")
     ensure_writable_dir(workspace, "workspace")
     if path_file is not None and not path_file.is_file():
         raise AdopError(f"camera path file {path_file} does not exist")
-    if stop_after not in ("ingest", "reconstruct", "train", "render", "deliver"):
-        raise AdopError(f"--stop-after must be one of ingest, reconstruct, train, render, deliver; got {stop_after!r}")
-    from adop.train import preset as train_preset
-
-    train_preset(preset)  # unknown preset: a clear error now, not after SfM
-    from flows.capture_to_deliverable import PipelineOptions, capture_to_deliverable
-
-    options = PipelineOptions(
-        min_images=min_images, train_preset=preset, max_steps=max_steps, path=path.value,
-        path_file=None if path_file is None else str(path_file.resolve()), seconds=seconds, fps=fps, ev=ev,
-        stop_after=stop_after,  # type: ignore[arg-type]
+    if stop_after not in LAST_STAGES:
+        raise AdopError(f"--stop-after must be one of {', '.join(LAST_STAGES)}; got {stop_after!r}")
+    options = _OPTIONS.replace(
+        ingest=_OPTIONS.ingest.replace(min_images=min_images),
+        sfm=_OPTIONS.sfm.replace(mapper=mapper),
+        train_preset=preset, max_steps=max_steps,
+        fly_through=_OPTIONS.fly_through.replace(kind=path.value, seconds=seconds, fps=fps,
+                                                 file=None if path_file is None else path_file.resolve()),
+        render=_OPTIONS.render.replace(ev=ev),
+        stop_after=stop_after,
     )
+    from adop.flows.capture_to_deliverable import capture_to_deliverable  # the one command that imports Prefect
+
     state = capture_to_deliverable(str(capture_dir), str(workspace), options, return_state=True)
     if state.is_failed():
         raise AdopError(state.message or "the pipeline failed; see the log above")
@@ -170,11 +179,16 @@ def train(
     checkpoint_every: Annotated[int | None, typer.Option(help="Checkpoint interval in steps.")] = None,
 ) -> None:
     """Train the neural point renderer and tonemapper on a scene; a killed run resumes where it stopped."""
-    from adop.train.cli import train_command
+    from adop.train import resolve_config
+    from adop.train import train as train_scene
 
     _setup_logging(False)
-    train_command(scene_dir, out, preset=preset, resume=resume, max_steps=max_steps, config_file=config,
-                  vgg_weights=vgg_weights, checkpoint_every=checkpoint_every)
+    train_config = resolve_config(preset, config_file=config, vgg_weights=vgg_weights,
+                                  checkpoint_every=checkpoint_every)
+    result = train_scene(scene_dir, out, train_config, resume=resume, max_steps=max_steps)
+    psnr = "" if result.heldout_psnr is None else f", held-out PSNR {result.heldout_psnr:.2f} dB"
+    console.print(f"trained {result.steps} steps ({result.epochs:.1f} epochs) in {result.elapsed_s / 60:.1f} min{psnr}; "
+                  f"model in {result.model_dir}")
 
 
 @app.command(name="eval")
@@ -192,11 +206,12 @@ def evaluate(
 ) -> None:
     """Score held-out views (PSNR, SSIM, LPIPS with local weights; exposure fitted on the left half, scored on the
     right) with baselines."""
-    from adop.train.cli import eval_command
+    from adop.evaluate import evaluate as evaluate_run
 
     _setup_logging(False)
-    eval_command(run_dir, json_output=json_output, ground_truth=ground_truth, baselines=baselines,
-                 lpips_weights=lpips_weights)
+    report = evaluate_run(run_dir, ground_truth_dir=ground_truth, baselines=baselines, lpips_weights=lpips_weights)
+    shown = Path(report.report_path if json_output else report.summary_path)
+    console.print(shown.read_text(encoding="utf-8"), markup=False, highlight=False)
 
 
 @app.command()
@@ -207,49 +222,40 @@ def render(
     path: Annotated[str, typer.Option(help="orbit, cameras, or a camera path JSON file (ours or nerfstudio's).")] = (
         "orbit"
     ),
-    seconds: Annotated[float, typer.Option(help="Length of a generated path.")] = 4.0,
-    fps: Annotated[float, typer.Option(help="Frame rate of a generated path.")] = 24.0,
+    seconds: Annotated[float, typer.Option(help="Length of a generated path.")] = _OPTIONS.fly_through.seconds,
+    fps: Annotated[float, typer.Option(help="Frame rate of a generated path.")] = _OPTIONS.fly_through.fps,
     width: Annotated[int | None, typer.Option(help="Frame width of a generated path (default: the training resolution).")]
     = None,
     height: Annotated[int | None, typer.Option(help="Frame height of a generated path (default: the training resolution).")]
     = None,
     ev: Annotated[float | None, typer.Option(help="Exposure (EV100); default the photos' mean.")] = None,
-    name: Annotated[str, typer.Option(help="File stem of the frames and movies.")] = "adop",
+    name: Annotated[str, typer.Option(help="File stem of the frames and movies.")] = _OPTIONS.render.name,
     deliver: Annotated[bool, typer.Option(help="Also encode H.264 + ProRes, a contact sheet and delivery.json.")]
     = True,
 ) -> None:
     """Render a fly-through with a trained model (no photos needed): half EXR + PNG frames, then the deliverables."""
-    from types import SimpleNamespace
-
     from adop.deliver.delivery import make_deliverables
-    from adop.render import RenderConfig, render_path
-    from adop.train import load_trained_model
-    from flows.stages_late import _heldout_metrics, make_camera_path, model_resolution
+    from adop.evaluate import heldout_metrics
+    from adop.model import load_trained_model
+    from adop.paths import FlyThroughConfig
+    from adop.render import RenderConfig, camera_path_for, render_path
 
     _setup_logging(False)
     model = load_trained_model(run_dir)
-    model_w, model_h, model_focal = model_resolution(model)
-    w, h = width or model_w, height or model_h
-    focal = model_focal * w / model_w
     is_file = path not in ("orbit", "cameras")
     if is_file and not Path(path).is_file():
         raise AdopError(f"--path must be orbit, cameras or an existing camera path JSON file; {path} does not exist")
-    options = SimpleNamespace(path_file=path if is_file else None, path=path, fps=fps, seconds=seconds)
-    camera_path = make_camera_path(model.scene_dir, options, w, h, focal)
+    fly_through = FlyThroughConfig(kind="orbit" if is_file else path, file=Path(path) if is_file else None,  # type: ignore[arg-type]
+                                   seconds=seconds, fps=fps, width=width, height=height)
+    camera_path = camera_path_for(model, fly_through)
     result = render_path(model, camera_path, out / "frames", RenderConfig(ev=ev, name=name))
     console.print(f"rendered {len(result.frames)} frames into [bold]{out / 'frames'}[/]")
     if deliver:
         delivery = make_deliverables(result.png, out, name=name, fps=camera_path.fps, hdr_frames=result.exr,
-                                     camera_path=camera_path, metrics=_heldout_metrics(Path(run_dir)))
+                                     camera_path=camera_path, metrics=heldout_metrics(Path(run_dir)))
         for codec, movie in delivery.movies.items():
             console.print(f"{codec:>8}: {movie}")
         console.print(f"   sheet: {delivery.contact_sheet}\nmanifest: {delivery.manifest}")
-
-
-class Matcher(str, Enum):
-    auto = "auto"
-    exhaustive = "exhaustive"
-    sequential = "sequential"
 
 
 @app.command()
@@ -257,33 +263,31 @@ class Matcher(str, Enum):
 def reconstruct(
     capture_dir: Annotated[Path, typer.Argument(help="A folder of photos, or a folder holding images/.")],
     out: Annotated[Path, typer.Option(help="The scene folder to create (scene.json, points.ply, report, sfm/).")],
-    matcher: Annotated[Matcher, typer.Option(help="auto: exhaustive up to ~100 images, sequential for numbered "
-                                                  "video-like sets above that.")] = Matcher.auto,
+    matcher: Annotated[str, typer.Option(help="auto (exhaustive up to ~100 images, sequential for numbered "
+                                              "video-like sets above that), exhaustive or sequential.")]
+    = _OPTIONS.sfm.matcher,
     camera_model: Annotated[str, typer.Option(help="COLMAP camera model to estimate (SIMPLE_RADIAL or OPENCV, ...).")]
-    = "SIMPLE_RADIAL",
+    = _OPTIONS.sfm.camera_model,
     mapper: Annotated[str, typer.Option(help="global (GLOMAP, robust default) or incremental (COLMAP's classic "
-                                             "mapper); the other is tried if registration falls short.")] = "global",
+                                             "mapper); the other is tried if registration falls short.")]
+    = _OPTIONS.sfm.mapper,
     max_image_size: Annotated[int, typer.Option(help="Long side above which SIFT runs on a downscaled copy "
-                                                     "(bounds memory).")] = 1600,
-    voxel_factor: Annotated[float, typer.Option(help="Voxel downsampling in median point spacings (0 = off).")] = 0.0,
-    point_factor: Annotated[int, typer.Option(help="ADOP densification: copies per point (1 = off).")] = 1,
+                                                     "(bounds memory).")] = _OPTIONS.sfm.max_image_size,
+    voxel_factor: Annotated[float, typer.Option(help="Voxel downsampling in median point spacings (0 = off).")]
+    = _OPTIONS.cleanup.voxel_factor,
+    point_factor: Annotated[int, typer.Option(help="ADOP densification: copies per point (1 = off).")]
+    = _OPTIONS.cleanup.point_factor,
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
 ) -> None:
     """Structure from motion + point cleanup alone: photos in, an adop scene folder and a report out."""
-    from adop.ingest import find_image_dir
-    from adop.reconstruct import CleanupConfig, SfmConfig
     from adop.reconstruct import reconstruct as run_reconstruction
 
     _setup_logging(False)
+    sfm_config = _OPTIONS.sfm.replace(matcher=matcher, mapper=mapper, camera_model=camera_model,
+                                      max_image_size=max_image_size)
+    cleanup_config = _OPTIONS.cleanup.replace(voxel_factor=voxel_factor, point_factor=point_factor)
     image_dir = find_image_dir(capture_dir).resolve()
-    report = run_reconstruction(
-        image_dir,
-        out,
-        SfmConfig(matcher=matcher.value, mapper=mapper, camera_model=camera_model,  # type: ignore[arg-type]
-                  max_image_size=max_image_size),
-        CleanupConfig(voxel_factor=voxel_factor, point_factor=point_factor),
-        overwrite=overwrite,
-    )
+    report = run_reconstruction(image_dir, out, sfm_config, cleanup_config, overwrite=overwrite)
     summary = out / "reconstruction_summary.txt"
     if summary.is_file():
         console.print(summary.read_text(encoding="utf-8"))

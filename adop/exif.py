@@ -1,12 +1,12 @@
 """Exposure from EXIF: exposure time, f-number, ISO and exposure bias read with OpenImageIO.
 
 We use the standard EV100 definition, ``EV = log2(N²/t) − log2(ISO/100)``: the EV at which a metered scene would be
-shot at ISO 100. ADOP's colmap2adop computes ``log2(N²/t) + log2(ISO/100) − bias`` instead (see
-shared adop-reference §1.4): its ISO term has the opposite sign, which is wrong whenever ISO varies between photos
-(doubling the ISO doubles the recorded signal exactly as doubling ``t`` does, so it must lower the EV like ``t``), and it
-subtracts the exposure bias although the bias is already contained in the N, t and ISO the camera chose. With
-constant ISO and no bias both formulas differ only by a constant, which the tonemapper's mean anchoring removes.
-The bias is read and reported, not applied.
+shot at ISO 100. ADOP's colmap2adop computes ``log2(N²/t) + log2(ISO/100) − bias`` instead (see ADOP
+``src/apps/colmap2adop.cpp``; docs/method.md §1): its ISO term has the opposite sign, which is wrong whenever ISO
+varies between photos (doubling the ISO doubles the recorded signal exactly as doubling ``t`` does, so it must lower
+the EV like ``t``), and it subtracts the exposure bias although the bias is already contained in the N, t and ISO the
+camera chose. With constant ISO and no bias both formulas differ only by a constant, which the tonemapper's mean
+anchoring removes. The bias is read and reported, not applied.
 """
 
 from __future__ import annotations

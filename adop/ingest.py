@@ -13,31 +13,33 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import OpenImageIO as oiio
 
+from adop.config import Config, require
 from adop.errors import InputError
 from adop.exif import exposure_from_spec
+from adop.images import list_image_files
+from adop.storage import link_or_copy, write_text_atomic
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
-_IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 
 
 @dataclass(frozen=True)
-class IngestConfig:
+class IngestConfig(Config):
     """How strict ingest is."""
 
     min_images: int = 3
     """Fewer usable photos than this is an error (SfM cannot register fewer than three)."""
     link: bool = True
     """Hard-link photos into the workspace when possible (no extra disk), else copy."""
+
+    def validate(self) -> None:
+        require(self.min_images >= 3, f"IngestConfig.min_images must be >= 3 (SfM needs three photos), got {self.min_images}")
 
 
 @dataclass(frozen=True)
@@ -90,15 +92,6 @@ def find_image_dir(capture_dir: Path) -> Path:
     return nested if nested.is_dir() else capture_dir
 
 
-def _candidate_files(image_dir: Path) -> tuple[list[Path], list[Path]]:
-    images, others = [], []
-    for path in sorted(image_dir.iterdir()):
-        if path.name in _IGNORED_NAMES or path.name.startswith(".") or not path.is_file():
-            continue
-        (images if path.suffix.lower() in IMAGE_SUFFIXES else others).append(path)
-    return images, others
-
-
 def _inspect(path: Path) -> tuple[oiio.ImageSpec | None, str | None]:
     """Open and fully decode one photo; return its spec, or the reason it cannot be used."""
     if path.stat().st_size == 0:
@@ -120,11 +113,18 @@ def _inspect(path: Path) -> tuple[oiio.ImageSpec | None, str | None]:
 
 
 def scan_capture(capture_dir: Path, config: IngestConfig = IngestConfig()) -> tuple[Path, CaptureReport]:
-    """Inspect every photo of a capture set; raise ``InputError`` when too few are usable."""
+    """Inspect every photo of a capture set (``find_image_dir``); raise ``InputError`` when too few are usable."""
     image_dir = find_image_dir(capture_dir)
-    candidates, others = _candidate_files(image_dir)
+    return image_dir, scan_photos(image_dir, config)
+
+
+def scan_photos(image_dir: Path, config: IngestConfig = IngestConfig()) -> CaptureReport:
+    """Inspect every photo directly in ``image_dir``; raise ``InputError`` when too few are usable."""
+    image_dir = Path(image_dir)
+    files = list_image_files(image_dir)
+    candidates = [image_dir / name for name in files.images]
     report = CaptureReport(source=str(image_dir.resolve()))
-    for other in others:
+    for other in files.others:
         report.skipped[other.name] = f"not an image file (extension {other.suffix or 'none'})"
     sizes: list[tuple[int, int]] = []
     for path in candidates:
@@ -170,26 +170,21 @@ def scan_capture(capture_dir: Path, config: IngestConfig = IngestConfig()) -> tu
     if len(sizes) > 1:
         counts = Counter((i.width, i.height) for i in report.images)
         log.info("mixed image sizes, one camera per size: %s", ", ".join(f"{w}x{h}: {n}" for (w, h), n in counts.items()))
-    return image_dir, report
-
-
-def _link_or_copy(source: Path, target: Path, link: bool) -> None:
-    if link:
-        try:
-            os.link(source, target)
-            return
-        except OSError:
-            pass
-    shutil.copy2(source, target)
+    return report
 
 
 def ingest_capture(capture_dir: Path, out_dir: Path, config: IngestConfig = IngestConfig()) -> CaptureReport:
     """Validate a capture set and write the usable photos plus ``capture.json`` into ``out_dir``."""
-    image_dir, report = scan_capture(capture_dir, config)
+    return ingest_photos(find_image_dir(capture_dir), out_dir, config)
+
+
+def ingest_photos(image_dir: Path, out_dir: Path, config: IngestConfig = IngestConfig()) -> CaptureReport:
+    """Validate the photos directly in ``image_dir`` and write the usable ones plus ``capture.json`` into ``out_dir``."""
+    report = scan_photos(image_dir, config)
     images_out = Path(out_dir) / "images"
     images_out.mkdir(parents=True, exist_ok=True)
     for image in report.images:
-        _link_or_copy(image_dir / image.name, images_out / image.name, config.link)
+        link_or_copy(image_dir / image.name, images_out / image.name, link=config.link)
     write_capture_manifest(report, Path(out_dir) / "capture.json")
     return report
 
@@ -197,7 +192,7 @@ def ingest_capture(capture_dir: Path, out_dir: Path, config: IngestConfig = Inge
 def write_capture_manifest(report: CaptureReport, path: Path) -> None:
     """``capture.json``: {source, images: [{name, width, height, channels, camera_group, exposure_ev, ...}],
     skipped: {name: reason}, camera_groups: [{width, height}], missing_exif: [names]}."""
-    path.write_text(json.dumps(report.to_dict(), indent=1), encoding="utf-8")
+    write_text_atomic(path, json.dumps(report.to_dict(), indent=1))
 
 
 def read_capture_manifest(path: Path) -> dict:

@@ -4,7 +4,7 @@ Frames are rendered in chunks (a frame range each), so that a farm can hand chun
 render resumes at the first missing frame: every file is written under a temporary name and renamed when complete,
 so a frame that exists is whole. Rendering needs only the trained model (``RUN_DIR/model``), never the photos.
 
-What the two files hold (studio-delivery: EXR for comp, PNG for review):
+What the two files hold (docs/method.md §11–12: EXR for comp, PNG for review):
 - ``NAME.####.exr``: scene-linear Rec.709 radiance after the chosen exposure and white balance, without the camera
   response or vignetting (a clean virtual camera), half float, with the camera matrices in its header.
 - ``NAME.####.png``: the same frame through the learned camera response (display-referred, 8-bit).
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -22,11 +22,13 @@ import numpy as np
 import torch
 
 from adop.deliver.exr import write_exr
-from adop.deliver.frames import FIRST_FRAME, frame_name, write_png
+from adop.deliver.frames import FIRST_FRAME, frame_name
+from adop.images import write_png
+from adop.config import Config, require
 from adop.errors import InputError
-from adop.paths import CameraPath
+from adop.paths import CameraPath, FlyThroughConfig, fly_through_path
 from adop.storage import ensure_free_space, ensure_writable_dir
-from adop.train import TrainedModel
+from adop.model import TrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ Progress = Callable[[int, int, dict], None]
 
 
 @dataclass(frozen=True)
-class RenderConfig:
+class RenderConfig(Config):
     """How frames are exposed, named and written."""
 
     ev: float | None = None
@@ -52,10 +54,12 @@ class RenderConfig:
     chunk_size: int = 24
     """Frames per chunk (one task per chunk in the pipeline)."""
 
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["white_balance"] = None if self.white_balance is None else list(self.white_balance)
-        return data
+    def validate(self) -> None:
+        require(self.chunk_size >= 1, f"RenderConfig.chunk_size must be >= 1, got {self.chunk_size}")
+        require(self.first_frame >= 0, "RenderConfig.first_frame must be >= 0")
+        require(self.white_balance is None or min(self.white_balance) > 0,
+                "RenderConfig.white_balance gains must be positive")
+        frame_name(self.name, self.first_frame, "png")  # a stem that cannot name frames is refused here
 
 
 @dataclass
@@ -66,6 +70,18 @@ class RenderedChunk:
     exr: list[Path] = field(default_factory=list)
     png: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+
+def camera_path_for(model: TrainedModel, config: FlyThroughConfig = FlyThroughConfig()) -> CameraPath:
+    """The fly-through of a trained model, planned from its own refined poses and points (no scene folder needed).
+
+    A generated path defaults to the training resolution: the one-pixel rasterizer's hole pattern depends on points
+    per pixel, so the network renders best at the scale it learned.
+    """
+    width, height, focal = model.training_resolution()
+    rotations, translations = model.poses()
+    return fly_through_path(config, rotations, translations, model.point_positions(), size=(width, height),
+                            focal=focal)
 
 
 def chunk_ranges(frame_count: int, chunk_size: int) -> list[tuple[int, int]]:
@@ -79,7 +95,7 @@ def chunk_ranges(frame_count: int, chunk_size: int) -> list[tuple[int, int]]:
 def _frame_images(model: TrainedModel, path: CameraPath, index: int, config: RenderConfig) -> tuple[np.ndarray, ...]:
     size = (path.width, path.height)
     hdr = model.render(path.rotations[index], path.translations[index], path.intrinsics[index], size, hdr=True)
-    tonemapper = model.model.tonemapper
+    tonemapper = model.scene_model.tonemapper
     linear = tonemapper.apply(hdr[None], ev=config.ev, white_balance=config.white_balance, full_size=size,
                               vignette=False, output="linear")[0]
     display = tonemapper.apply(hdr[None], ev=config.ev, white_balance=config.white_balance, full_size=size,

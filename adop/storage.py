@@ -1,64 +1,139 @@
-"""Safe file writing: atomic replacement, free-space checks, writability checks.
+"""File safety: atomic files and folders, writability and free-space checks, checksums, links.
 
-Every file a stage produces goes through ``atomic_path`` so that a killed process or a full disk never leaves a
-half-written file under its final name: the data is written to a temporary sibling and renamed into place only
-once it is complete (``os.replace`` is atomic within one filesystem).
+A farm job can die at any moment (preemption, out of memory, a full disk). Every file adop produces is therefore
+written to a hidden temporary sibling and renamed into place only once it is complete (``os.replace`` is atomic within
+one file system), so a file or folder under its final name is always whole; a crash leaves at most a hidden
+``.name.partial-*`` entry, which no sequence glob, manifest or loader picks up. A full disk or a folder that cannot be
+written is the user's to fix, so both raise one ``InputError`` that says so.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
+import json
 import os
+import secrets
 import shutil
 import tempfile
-import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
-from adop.errors import InputError
+from adop.errors import InputError, StageError
+
+PARTIAL_MARK = ".partial-"
+_CHUNK = 1 << 20
+
+
+def partial_path(final: Path) -> Path:
+    """A unique hidden temporary name beside ``final`` that keeps its suffix (writers choose formats by it)."""
+    final = Path(final)
+    return final.with_name(f".{final.stem}{PARTIAL_MARK}{os.getpid()}-{secrets.token_hex(4)}{final.suffix}")
+
+
+def describe_os_error(error: OSError) -> str:
+    """A short human reason for an ``OSError``."""
+    if error.errno == errno.ENOSPC:
+        return "the disk is full"
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "permission denied"
+    return error.strerror or str(error)
 
 
 @contextlib.contextmanager
-def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; on success rename it to ``final``, on error delete it.
+def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; on success rename it to ``final``, on any error delete it.
 
-    The temporary name keeps ``final``'s suffix so that libraries choosing a format by extension still work.
+    The folder is created if missing. A full disk becomes an ``InputError``.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     with atomic_path(Path(d) / "a.txt") as tmp:
+        ...         _ = tmp.write_text("done")
+        ...     (Path(d) / "a.txt").read_text()
+        'done'
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.stem}.tmp-{uuid.uuid4().hex[:8]}{final.suffix}")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(
+            f"cannot create the folder {final.parent} for {final.name} ({describe_os_error(error)}); "
+            "choose another output folder"
+        ) from None
+    tmp = partial_path(final)
     try:
         yield tmp
+        if not tmp.exists():
+            raise StageError(f"{final}: the writer reported success but produced no file")
         os.replace(tmp, final)
     except OSError as error:
-        _unlink_quietly(tmp)
+        remove_quietly(tmp)
         if error.errno == errno.ENOSPC:
             raise InputError(f"the disk is full while writing {final}; free some space and run again") from None
         raise
     except BaseException:
-        _unlink_quietly(tmp)
+        remove_quietly(tmp)
         raise
 
 
-def write_text_atomic(final: Path, text: str) -> None:
+def write_text_atomic(final: Path, text: str) -> Path:
     """Write a text file atomically (flushed and fsynced before the rename)."""
     with atomic_path(final) as tmp:
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+    return Path(final)
 
 
-def _unlink_quietly(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError, IsADirectoryError):
-        path.unlink()
-    if path.is_dir():
+def write_json_atomic(final: str | os.PathLike[str], document: Mapping[str, Any]) -> Path:
+    """Write ``document`` as indented JSON atomically, so readers never see half of it."""
+    return write_text_atomic(Path(final), json.dumps(document, indent=1) + "\n")
+
+
+def replace_folder(staging: Path, final: Path) -> None:
+    """Move the finished folder ``staging`` to ``final``; an old ``final`` is set aside first, deleted only after.
+
+    Readers see the old folder or the new one, never a mixture or nothing but during the two renames.
+    """
+    staging, final = Path(staging), Path(final)
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}{PARTIAL_MARK}old-{secrets.token_hex(4)}")
+        os.replace(final, old)
+    os.replace(staging, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def staging_folder(final: Path) -> Path:
+    """A new empty hidden folder beside ``final`` to build it in (publish it with ``replace_folder``)."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = final.with_name(f".{final.name}{PARTIAL_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+    staging.mkdir()
+    return staging
+
+
+def remove_quietly(path: Path) -> None:
+    """Delete a file or folder if it exists; never raises for a missing one."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
-def ensure_writable_dir(path: Path, purpose: str = "output") -> Path:
-    """Create ``path`` if needed and prove it is writable; raise one clear ``InputError`` otherwise."""
+def ensure_writable_dir(path: str | os.PathLike[str], purpose: str = "output") -> Path:
+    """Create ``path`` if needed and prove it is writable; raise one clear ``InputError`` otherwise.
+
+    Checking up front turns a permission problem into one message before minutes of work.
+    """
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -72,8 +147,8 @@ def ensure_writable_dir(path: Path, purpose: str = "output") -> Path:
     return path
 
 
-def ensure_free_space(path: Path, needed_bytes: int, purpose: str = "output") -> None:
-    """Raise a clear error when the filesystem holding ``path`` has less than ``needed_bytes`` free."""
+def ensure_free_space(path: str | os.PathLike[str], needed_bytes: int, purpose: str = "output") -> None:
+    """Raise a clear ``InputError`` when the file system holding ``path`` has less than ``needed_bytes`` free."""
     probe = Path(path)
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
@@ -83,3 +158,32 @@ def ensure_free_space(path: Path, needed_bytes: int, purpose: str = "output") ->
             f"not enough free disk space for the {purpose} in {path}: {free / 2**20:.0f} MiB free, "
             f"about {needed_bytes / 2**20:.0f} MiB needed; free some space or choose another folder"
         )
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks (movies and photo sets can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def link_or_copy(source: Path, target: Path, *, link: bool = True) -> None:
+    """Hard-link ``source`` to ``target`` when ``link`` and the file system allow it, else copy it (with metadata)."""
+    if link:
+        try:
+            os.link(source, target)
+            return
+        except OSError:
+            pass
+    shutil.copy2(source, target)
+
+
+def link_tree(source: Path, target: Path) -> None:
+    """Hard-link (else copy) a file or a whole folder to ``target``: artifacts share bytes at no disk cost."""
+    source, target = Path(source), Path(target)
+    if source.is_dir():
+        shutil.copytree(source, target, copy_function=lambda s, t: link_or_copy(Path(s), Path(t)))
+    elif source.is_file():
+        link_or_copy(source, target)

@@ -1,4 +1,4 @@
-"""Benchmark of the one-pixel rasterizer (issue 4): forward and forward+backward time, points/s and peak memory.
+"""Benchmark of the one-pixel rasterizer: forward and forward+backward time, points/s and peak memory.
 
 Cases: 1e5, 1e6 and 4e6 points (plus 1e7 on a GPU) at 640x480 and 1920x1080, 4 layers, 4 channels, one view,
 training settings (dropout 0.25, back-face culling on, no radius discarding so every point reaches every layer, the

@@ -4,7 +4,7 @@ Usage (from the repository root)::
 
     PYTHONPATH=. .venv/bin/python benchmarks/reconstruct.py \\
         --set small=/tmp/small/images --truth small=/tmp/small/ground_truth/scene \\
-        --set lund=/work/shared/data/lund/images --out /tmp/bench-reconstruct
+        --set lund=tests/data/lund/images --out /tmp/bench-reconstruct
 
 A set's images can be generated first with ``--generate small=/tmp/small`` (``adop.synth``, preset = the name).
 For each set it runs (1) bare pycolmap (extract, exhaustive match, incremental mapping, the options ``run_sfm`` uses)

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from adop.deliver.exr import write_exr
-from adop.deliver.frames import write_png
+from adop.images import write_png
 from adop.paths import orbit_path
 from adop.scene import load_scene
-from adop.train import load_trained_model
+from adop.model import load_trained_model
 
 
 def _orbit(model, width: int, height: int, frames: int):
@@ -38,7 +38,7 @@ def _orbit(model, width: int, height: int, frames: int):
 
 def bench_size(model, width: int, height: int, frames: int) -> dict:
     path = _orbit(model, width, height, frames)
-    tonemapper = model.model.tonemapper
+    tonemapper = model.scene_model.tonemapper
     network, files = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(frames):
@@ -85,7 +85,7 @@ def main() -> None:
               f"{row['frame_s_median']:8.3f} {row['fps']:6.2f}")
     if args.json:
         meta = {"torch": torch.__version__, "threads": args.threads, "machine": platform.machine(),
-                "points": int(model.model.positions.shape[0]) if hasattr(model.model, "positions") else None}
+                "points": int(model.scene_model.positions.shape[0]) if hasattr(model.scene_model, "positions") else None}
         args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
 
 

@@ -1,4 +1,4 @@
-"""Training benchmark: seconds per step and per megapixel, and time-to-quality on a synthetic set (issue 5).
+"""Training benchmark: seconds per step and per megapixel, and time-to-quality on a synthetic set.
 
 Public API only (``adop.synth``, ``adop.reconstruct``, ``adop.train``, ``adop.evaluate``). Three modes:
 
@@ -80,7 +80,8 @@ def _time_to_final(log_path: Path, tolerance: float = 0.1) -> dict:
 def small(work: Path, preset_name: str, max_steps: int | None, points: str, comparisons: bool,
           run_name: str | None = None) -> dict:
     """The full small-set measurement (module docstring)."""
-    from adop.evaluate import evaluate, train_comparisons
+    from adop.evaluate import evaluate
+    from adop.train import train_comparisons
     from adop.reconstruct import CleanupConfig, build_scene, reconstruct
     from adop.synth import generate_capture_set
     from adop.train import preset, train
@@ -116,7 +117,8 @@ def small(work: Path, preset_name: str, max_steps: int | None, points: str, comp
 
 def scene(scene_dir: Path, run: Path, preset_name: str, max_steps: int | None, comparisons: bool) -> dict:
     """Train and evaluate one scene folder with baseline (b) (module docstring)."""
-    from adop.evaluate import evaluate, train_comparisons
+    from adop.evaluate import evaluate
+    from adop.train import train_comparisons
     from adop.train import preset, train
 
     config = preset(preset_name)

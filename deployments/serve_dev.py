@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flows.capture_to_deliverable import capture_to_deliverable  # noqa: E402
+from adop.flows.capture_to_deliverable import capture_to_deliverable  # noqa: E402
 
 if __name__ == "__main__":
     capture_to_deliverable.serve(name="dev", limit=1)

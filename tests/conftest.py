@@ -37,8 +37,8 @@ def lpips_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     initialised as torchvision does (He normal, zero bias) so deep taps do not vanish; ``vgg.pth`` holds lpips' five
     heads, non-negative like the trained ones.
     """
-    from adop.model.losses import VGG16Features
-    from adop.model.lpips import LPIPS_CHANNELS
+    from adop.nn.losses import VGG16Features
+    from adop.nn.lpips import LPIPS_CHANNELS
 
     gen = torch.Generator().manual_seed(0)
     state = {}

@@ -1,10 +1,9 @@
 """Studio deliverables: half-float EXR and PNG frame sequences, H.264/ProRes movies, contact sheet, manifest.
 
-Every writer is atomic (temporary name, then rename), so a file with its final name is complete. Frame naming follows
+Every writer is atomic (``adop.storage``: temporary name, then rename), so a file with its final name is complete. Frame naming follows
 the studio ``name.1001.ext`` convention (`adop.deliver.frames`).
 """
 
-from adop.deliver.atomic import atomic_output, check_free_space, ensure_writable_dir, sha256_file
 from adop.deliver.contact_sheet import ContactSheet, make_contact_sheet
 from adop.deliver.delivery import Delivery, make_deliverables
 from adop.deliver.exr import ExrFrame, exr_camera_matrices, read_exr, write_exr
@@ -15,9 +14,7 @@ from adop.deliver.frames import (
     frame_pattern,
     hash_pattern,
     parse_frame_name,
-    read_image,
     sequence_info,
-    write_png,
 )
 from adop.deliver.manifest import verify_manifest, write_manifest
 from adop.deliver.video import VideoInfo, encode_video, ffmpeg_version, probe_video
@@ -28,10 +25,7 @@ __all__ = [
     "Delivery",
     "ExrFrame",
     "VideoInfo",
-    "atomic_output",
-    "check_free_space",
     "encode_video",
-    "ensure_writable_dir",
     "exr_camera_matrices",
     "ffmpeg_version",
     "fps_fraction",
@@ -43,11 +37,8 @@ __all__ = [
     "parse_frame_name",
     "probe_video",
     "read_exr",
-    "read_image",
     "sequence_info",
-    "sha256_file",
     "verify_manifest",
     "write_exr",
     "write_manifest",
-    "write_png",
 ]

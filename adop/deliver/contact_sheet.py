@@ -1,7 +1,7 @@
 """A contact sheet: evenly sampled frames of the LDR sequence in a grid, each labelled with its frame number.
 
 Supervisors judge a fly-through from one image before opening the movie. Labels are drawn with OpenImageIO's
-``render_text`` and the DroidSans font that ships inside the OpenImageIO wheel (checked on these machines); where no
+``render_text`` and the DroidSans font that ships inside the OpenImageIO wheel; where no
 font can be found the sheet is still written, unlabelled, and the frame numbers remain in the returned record (and
 so in ``delivery.json``).
 """
@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import OpenImageIO as oiio
 
-from adop.deliver.frames import parse_frame_name, read_image, write_png
+from adop.deliver.frames import parse_frame_name
+from adop.images import read_image, write_png
 from adop.errors import InputError
 
 logger = logging.getLogger(__name__)

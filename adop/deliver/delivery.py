@@ -17,13 +17,13 @@ from typing import Any
 
 import OpenImageIO as oiio
 
-from adop.deliver.atomic import ensure_writable_dir
 from adop.deliver.contact_sheet import make_contact_sheet
 from adop.deliver.frames import sequence_info
 from adop.deliver.manifest import MANIFEST_NAME, write_manifest
 from adop.deliver.video import VideoCodec, encode_video, probe_video
 from adop.errors import StageError
-from adop.paths.camera_path import CameraPath, write_json_atomic
+from adop.paths.camera_path import CameraPath
+from adop.storage import ensure_writable_dir, write_json_atomic
 
 logger = logging.getLogger(__name__)
 

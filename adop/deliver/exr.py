@@ -1,7 +1,7 @@
 """Linear-HDR frames as half-float OpenEXR, with the camera and colour metadata compositors expect.
 
-Scene-linear half-float EXR is the plate/CG norm (shared docs: studio-delivery D.1); none of the peer tools deliver a
-linear EXR sequence from a camera path (user-needs C.3), which is why the metadata is complete:
+Scene-linear half-float EXR is the plate/CG norm; none of the peer tools deliver a linear EXR
+sequence from a camera path (docs/method.md §12), which is why the metadata is complete:
 
 * ``chromaticities``: Rec.709 / sRGB primaries, D65 white — the HDR is relative radiance in linearised camera sRGB
   (docs/conventions.md), and ``oiio:ColorSpace`` = ``lin_rec709_scene`` says the same to OCIO-aware tools.
@@ -30,9 +30,9 @@ import numpy as np
 import OpenImageIO as oiio
 
 import adop
-from adop.deliver.atomic import atomic_output
 from adop.deliver.frames import fps_fraction
 from adop.errors import InputError, ShapeError, StageError
+from adop.storage import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def write_exr(
         spec.attribute("adop:ev", float(ev))
     for key, value in (attributes or {}).items():
         spec.attribute(key, value)
-    with atomic_output(path) as tmp:
+    with atomic_path(path) as tmp:
         out = oiio.ImageOutput.create("openexr")
         if out is None or not out.open(str(tmp), spec):
             raise StageError(f"{path}: cannot open for writing ({oiio.geterror() or (out and out.geterror())})")

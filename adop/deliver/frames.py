@@ -1,7 +1,7 @@
-"""Frame-sequence naming and the 8-bit PNG writer.
+"""Frame-sequence naming: ``name.1001.ext`` and the patterns ffmpeg and farm managers read.
 
 Studios name sequences ``<name>.####.<ext>``: a dot, the frame number zero-padded to 4 digits, a dot, the extension,
-with shots starting at frame **1001** to leave room for handles (shared docs: studio-delivery D.1). Nuke, ffmpeg
+with shots starting at frame **1001** to leave room for handles (docs/method.md §12). Nuke, ffmpeg
 (``%04d``) and farm managers (``####``) all read that form directly.
 """
 
@@ -13,11 +13,7 @@ import re
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
-import OpenImageIO as oiio
-
-from adop.deliver.atomic import atomic_output
-from adop.errors import InputError, ShapeError, StageError
+from adop.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +21,6 @@ FIRST_FRAME = 1001
 PADDING = 4
 _NAME_RE = re.compile(r"^(?P<stem>.+)\.(?P<frame>\d+)\.(?P<ext>[A-Za-z0-9]+)$")
 _BAD_STEM = re.compile(r"[/\\%#\s]")
-_PNG_FILTER_SUB = 0x10  # libpng's PNG_FILTER_SUB: one cheap filter instead of trying all five per row
 
 
 def _check_stem(stem: str) -> None:
@@ -93,65 +88,6 @@ def sequence_info(files: list[Path]) -> tuple[Path, str, str, int, int]:
             "or duplicated; re-render the missing frames"
         )
     return folder, stem, ext, frames[0], len(frames)
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """An ``H×W×C`` display image as uint8: uint8 passes through, floats in [0, 1] are clipped and rounded."""
-    arr = np.asarray(image)
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
-        raise ShapeError(f"an image must be H×W, H×W×1, H×W×3 or H×W×4, got {list(arr.shape)}")
-    if arr.dtype == np.uint8:
-        return np.ascontiguousarray(arr)
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise InputError(f"8-bit output takes uint8 or float images in [0, 1], got dtype {arr.dtype}")
-    return np.ascontiguousarray(np.round(np.clip(np.nan_to_num(arr), 0.0, 1.0) * 255.0).astype(np.uint8))
-
-
-def write_png(path: str | os.PathLike[str], image: np.ndarray, *, compression_level: int = 1) -> Path:
-    """Write an 8-bit sRGB PNG atomically (temporary name, then rename).
-
-    Args:
-        path: final file name, normally `frame_name(stem, frame, "png")`.
-        image: ``H×W×{1,3,4}`` uint8, or float display values in [0, 1] (e.g. the tonemapper's output).
-        compression_level: zlib level 0–9. With the SUB row filter, level 1 writes a 1080p frame in ~0.2 s against
-            ~0.6 s for OpenImageIO's defaults (all filters, level 6) for ~5 % more bytes; frames are intermediates.
-
-    Raises:
-        ShapeError, InputError: unusable image; StageError: OpenImageIO could not write.
-    """
-    path = Path(path)
-    pixels = to_uint8(image)
-    h, w, c = pixels.shape
-    spec = oiio.ImageSpec(w, h, c, "uint8")
-    spec.attribute("png:compressionLevel", int(compression_level))
-    spec.attribute("png:filter", _PNG_FILTER_SUB)
-    spec.attribute("oiio:ColorSpace", "srgb_rec709_scene")
-    with atomic_output(path) as tmp:
-        out = oiio.ImageOutput.create("png")
-        if out is None or not out.open(str(tmp), spec):
-            raise StageError(f"{path}: cannot open for writing ({oiio.geterror() or (out and out.geterror())})")
-        ok = out.write_image(pixels)
-        err = out.geterror()
-        out.close()
-        if not ok:
-            raise StageError(f"{path}: PNG write failed ({err})")
-    return path
-
-
-def read_image(path: str | os.PathLike[str], dtype: str = "uint8") -> np.ndarray:
-    """Read any image OpenImageIO knows as an ``H×W×C`` array (``"uint8"`` or ``"float"``)."""
-    inp = oiio.ImageInput.open(str(path))
-    if inp is None:
-        raise InputError(f"{path}: cannot read the image ({oiio.geterror()})")
-    try:
-        pixels = inp.read_image(dtype)
-    finally:
-        inp.close()
-    if pixels is None:
-        raise InputError(f"{path}: cannot decode the image ({oiio.geterror()})")
-    return pixels
 
 
 def fps_fraction(fps: float | Fraction | str) -> Fraction:

@@ -17,10 +17,10 @@ from typing import Any
 import OpenImageIO as oiio
 
 import adop
-from adop.deliver.atomic import sha256_file
 from adop.deliver.video import ffmpeg_version
 from adop.errors import InputError
-from adop.paths.camera_path import read_json_file, write_json_atomic
+from adop.paths.camera_path import read_json_file
+from adop.storage import sha256_file, write_json_atomic
 
 MANIFEST_NAME = "delivery.json"
 MANIFEST_VERSION = 1

@@ -3,7 +3,7 @@
 * H.264 MP4 for review: yuv420p, High profile, CRF 18, BT.709 tags, ``+faststart`` (web/ShotGrid style).
 * ProRes 422 HQ MOV for editorial: ``prores_ks`` profile 3 (FourCC ``apch``), yuv422p10le.
 
-(shared docs: studio-delivery D.4.) The wheel's static ffmpeg works offline and has libx264 and prores_ks; it has
+(docs/method.md §12.) The wheel's static ffmpeg works offline and has libx264 and prores_ks; it has
 no ffprobe, so `probe_video` reads ``ffmpeg -i`` output and counts packets with a stream copy. Odd frame sizes are
 padded by one pixel (4:2:0 and 4:2:2 need an even width, 4:2:0 an even height). Movies are written under a temporary
 name and renamed only when ffmpeg succeeds *and* the movie holds every frame (``-xerror`` stops on a corrupt frame,
@@ -25,9 +25,10 @@ from typing import Literal
 
 import imageio_ffmpeg
 
-from adop.deliver.atomic import atomic_output, check_free_space, ensure_writable_dir
-from adop.deliver.frames import fps_fraction, frame_pattern, read_image, sequence_info
+from adop.deliver.frames import fps_fraction, frame_pattern, sequence_info
+from adop.images import read_image
 from adop.errors import InputError, StageError
+from adop.storage import atomic_path, ensure_free_space, ensure_writable_dir
 
 VideoCodec = Literal["h264", "prores"]
 
@@ -123,13 +124,13 @@ def encode_video(
         raise InputError(f"crf must be in 0..51 (x264; 16-20 is the studio range), got {crf}")
     ensure_writable_dir(output.parent)
     h, w = read_image(folder / Path(frames[0]).name).shape[:2] if count else (0, 0)
-    check_free_space(output.parent, int(count * w * h * _BYTES_PER_PIXEL[codec]) + _MARGIN_BYTES, output.name)
+    ensure_free_space(output.parent, int(count * w * h * _BYTES_PER_PIXEL[codec]) + _MARGIN_BYTES, output.name)
     rate = fps_fraction(fps)
     vf = (
         f"pad=ceil(iw/2)*2:ceil(ih/2)*2,scale=out_color_matrix=bt709:out_range=tv,format={pix_fmt},"
         "setparams=range=tv:color_primaries=bt709:color_trc=bt709:colorspace=bt709"
     )  # tags as studios expect
-    with atomic_output(output) as tmp:
+    with atomic_path(output) as tmp:
         cmd = [
             ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-xerror",
             "-framerate", f"{rate.numerator}/{rate.denominator}", "-start_number", str(first),

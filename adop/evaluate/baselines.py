@@ -7,7 +7,7 @@ indices). The colours were averaged over photos of different exposures, so the p
 left half of each held-out view (``adop.evaluate.protocol.score_gain_view``) before scoring the right half.
 
 Baseline (b), the model without its tonemapper, is a real training run (``TrainConfig.camera_model="fixed_gamma"``);
-see ``adop.evaluate.compare``.
+see ``adop.train.comparisons``.
 """
 
 from __future__ import annotations

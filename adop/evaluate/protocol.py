@@ -5,7 +5,7 @@ punish the model for the camera's metering; fitting the correction on the whole 
 the target it is scored on. So the correction (EV and R/B gains, LBFGS, ``Tonemapper.fit_view_correction``) is fitted
 on the left half and PSNR/SSIM (and LPIPS, given its weights) are computed on the right half only. A ``border``-pixel
 frame is excluded from both halves, as ADOP's evaluation masks it; LPIPS is lpips' value of that right-half crop
-(``adop.model.lpips``). Baseline (b) (trained without the camera model, fixed gamma 2.2) gets the very
+(``adop.nn.lpips``). Baseline (b) (trained without the camera model, fixed gamma 2.2) gets the very
 same EV + white-balance fit through its fixed response; baseline (a) has no tonemapper at all (display colours) and
 gets a per-channel gain (``fit_gain``) instead. No method is scored on pixels it was fitted to.
 """
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from adop.model.lpips import LPIPS
-from adop.model.metrics import compute_metrics
-from adop.model.tonemapper import Tonemapper, ViewCorrection
+from adop.nn.lpips import LPIPS
+from adop.nn.metrics import compute_metrics
+from adop.nn.tonemapper import Tonemapper, ViewCorrection
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def score_view(
         ev_init: starting EV100 of the fit (the view's EXIF EV).
         border: pixels excluded at the image edges.
         fit_white_balance: also fit R/B gains (only when the tonemapper models white balance).
-        lpips: the LPIPS metric (``adop.model.lpips.load_lpips_dir``); None leaves ``ViewScore.lpips`` None.
+        lpips: the LPIPS metric (``adop.nn.lpips.load_lpips_dir``); None leaves ``ViewScore.lpips`` None.
 
     Returns:
         The score and the fully corrected render.

@@ -6,10 +6,10 @@ half was used for fitting, the right half is scored). Methods:
 
 * ``full``: the trained model (points, descriptors, U-Net, learned tonemapper).
 * ``splat_colors``: baseline (a), point colours splatted with the same rasterizer, holes filled (``baselines``).
-* any finished run under ``RUN_DIR/baselines/<name>/`` (``adop.evaluate.compare`` trains ``no_tonemapper``,
+* any finished run under ``RUN_DIR/baselines/<name>/`` (``adop.train.comparisons`` trains ``no_tonemapper``,
   baseline (b), and on synthetic sets ``oracle_points``), scored on the same held-out views by name.
 
-LPIPS (VGG, lpips v0.1, ``adop.model.lpips``) needs pretrained weights that are never downloaded: give a folder
+LPIPS (VGG, lpips v0.1, ``adop.nn.lpips``) needs pretrained weights that are never downloaded: give a folder
 holding ``vgg16.pth`` (torchvision's VGG-16) and ``vgg.pth`` (lpips' heads) as ``evaluate(..., lpips_weights=DIR)``,
 ``adop eval --lpips-weights DIR`` or the environment variable ``ADOP_LPIPS_WEIGHTS``; it is then scored for every
 method on the same right half as PSNR/SSIM. Without weights it is reported as null.
@@ -24,17 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import OpenImageIO as oiio
 import torch
 from torch import Tensor
 
 from adop.evaluate.baselines import splat_colors
 from adop.evaluate.protocol import ViewScore, score_gain_view, score_view
 from adop.evaluate.synthetic import SyntheticMetrics, synthetic_metrics
-from adop.model.lpips import LPIPS, load_lpips_dir, lpips_weights_dir
-from adop.storage import atomic_path, write_text_atomic
-from adop.train.data import load_scene_data, read_photo
-from adop.train.export import TrainedModel, load_trained_model
+from adop.nn.lpips import LPIPS, load_lpips_dir, lpips_weights_dir
+from adop.storage import write_text_atomic
+from adop.images import read_photo, write_png
+from adop.scene.photos import load_scene_data
+from adop.model.trained import TrainedModel, load_trained_model
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +110,7 @@ def _to_png(path: Path, render: Tensor, photo: Tensor) -> None:
     """Write render | photo | error×4 (mean over channels) as an 8-bit PNG."""
     error = ((render - photo).abs().mean(dim=1, keepdim=True) * 4.0).clamp(0, 1).expand_as(render)
     panel = torch.cat([render, photo, error], dim=-1)[0].clamp(0, 1)
-    pixels = (panel.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
-    spec = oiio.ImageSpec(pixels.shape[1], pixels.shape[0], 3, "uint8")
-    with atomic_path(path) as tmp:
-        out = oiio.ImageOutput.create(str(tmp))
-        if out is None or not out.open(str(tmp), spec) or not out.write_image(np.ascontiguousarray(pixels)):
-            raise OSError(f"cannot write {path}: {oiio.geterror()}")
-        out.close()
+    write_png(path, (panel.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8))
 
 
 def _method(name: str, run_dir: Path | None, scores: list[tuple[str, ViewScore]], steps: int | None,
@@ -141,13 +135,13 @@ def _score_model(model: TrainedModel, names: list[str], photos: dict[str, Tensor
                  lpips: LPIPS | None) -> tuple[list[tuple[str, ViewScore]], list[str]]:
     index = {f["name"]: i for i, f in enumerate(model.frames)}
     scores, excluded = [], []
-    tm = model.model.tonemapper
+    tm = model.scene_model.tonemapper
     for name in names:
         i = index.get(name)
         if i is None or not model.frames[i]["heldout"]:
             excluded.append(name)
             continue
-        hdr = model.model.render_frame_hdr(i)
+        hdr = model.scene_model.render_frame_hdr(i)
         photo = photos[name]
         if photo.shape != hdr.shape:
             excluded.append(name)
@@ -187,10 +181,10 @@ def evaluate(
             or from the environment) is missing or holds unusable files.
     """
     run_dir = Path(run_dir)
-    torch.set_num_threads(2)
     lpips_dir = lpips_weights_dir(lpips_weights)
     lpips = None if lpips_dir is None else load_lpips_dir(lpips_dir)
     model = load_trained_model(run_dir)
+    torch.set_num_threads(model.config.threads)
     held = [i for i, f in enumerate(model.frames) if f["heldout"]]
     data = load_scene_data(model.scene_dir, image_scale=model.config.image_scale, holdout_every=0,
                            photo_indices=np.array(held, dtype=int))
@@ -226,6 +220,24 @@ def evaluate(
                                                           default=_json_default))
     write_text_atomic(out_dir / "summary.md", summary_markdown(report))
     return report
+
+
+def heldout_metrics(run_dir: Path) -> dict[str, float]:
+    """Mean held-out metrics of the full model from ``RUN_DIR/eval/report.json``; empty when it was not evaluated.
+
+    Keys: ``heldout_psnr``, ``heldout_ssim``, ``heldout_lpips`` (when scored) and ``heldout_views``; the delivery
+    manifest carries them so that a fly-through says how well its model did on photos it never saw.
+    """
+    report = Path(run_dir) / "eval" / "report.json"
+    if not report.is_file():
+        return {}
+    data = json.loads(report.read_text(encoding="utf-8"))
+    full = next((m for m in data.get("methods", []) if m.get("name") == "full"), None)
+    if full is None:
+        return {}
+    metrics = {"heldout_psnr": full.get("mean_psnr"), "heldout_ssim": full.get("mean_ssim"),
+               "heldout_lpips": full.get("mean_lpips"), "heldout_views": len(full.get("views", []))}
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
 
 
 def _photos_for(other: TrainedModel, names: list[str], photos: dict[str, Tensor]) -> dict[str, Tensor]:

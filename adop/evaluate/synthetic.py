@@ -32,8 +32,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from adop.images import read_image
 from adop.scene import load_scene
-from adop.train.export import TrainedModel
+from adop.model.trained import TrainedModel
 from adop.scene.align import similarity_transform as umeyama
 
 
@@ -107,7 +108,7 @@ def vignette_error(model: TrainedModel, coefficients: list[float], center: list[
     cam = model.cameras[0]
     w = 160
     h = max(2, round(w * cam.height / cam.width))
-    learned = model.model.tonemapper.vignette_factor(
+    learned = model.scene_model.tonemapper.vignette_factor(
         torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([[float(w), float(h)]]), h, w
     )[0, 0].detach().numpy()
     u = 2.0 * (np.arange(w) + 0.5) / w - 1.0
@@ -120,7 +121,6 @@ def vignette_error(model: TrainedModel, coefficients: list[float], center: list[
 
 
 def _hdr_error(model: TrainedModel, heldout_dir: Path, gt_scene_dir: Path) -> tuple[float | None, int]:
-    from adop.synth.files import read_image
 
     heldout = load_scene(heldout_dir)
     gt = load_scene(gt_scene_dir)
@@ -139,7 +139,7 @@ def _hdr_error(model: TrainedModel, heldout_dir: Path, gt_scene_dir: Path) -> tu
         rot = frame.rotation @ rot_a.T
         trans = s * frame.translation - rot @ t_a
         render = model.render(rot, trans, cam.intrinsics, (cam.width, cam.height), cam.distortion, hdr=True)
-        truth = torch.from_numpy(read_image(heldout_dir / frame.name)[:, :, :3]).permute(2, 0, 1)[None]
+        truth = torch.from_numpy(read_image(heldout_dir / frame.name, "float")[:, :, :3]).permute(2, 0, 1)[None]
         truth = F.interpolate(truth, size=render.shape[-2:], mode="area")[0] if truth.shape[-2:] != render.shape[-2:] \
             else truth[0]
         r, g = render.numpy().astype(np.float64), truth.numpy().astype(np.float64)
@@ -156,7 +156,7 @@ def synthetic_metrics(model: TrainedModel, ground_truth_dir: Path) -> SyntheticM
     ground_truth_dir = Path(ground_truth_dir)
     truth = json.loads((ground_truth_dir / "camera_model.json").read_text(encoding="utf-8"))
     by_name = {img["name"]: img for img in truth["images"]}
-    tm = model.model.tonemapper
+    tm = model.scene_model.tonemapper
     train = [i for i, f in enumerate(model.frames) if not f["heldout"] and f["name"] in by_name]
     names = [model.frames[i]["name"] for i in train]
     ev = ev_rmse = ev_free = wb = wb_r = wb_b = wb_free = None

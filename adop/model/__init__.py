@@ -1,27 +1,13 @@
-"""Learned image formation: the neural renderer (pyramid → linear HDR), the tonemapper (HDR → LDR), losses, metrics."""
+"""The scene model: what training learns and rendering uses.
 
-from adop.model.losses import LossConfig, LossTerms, PhotometricLoss, l1_ssim_loss, load_perceptual_loss, ssim
-from adop.model.lpips import LPIPS, load_lpips, load_lpips_dir
-from adop.model.metrics import ImageMetrics, compute_metrics, psnr
-from adop.model.renderer import NeuralRenderer, RendererConfig
-from adop.model.tonemapper import Tonemapper, TonemapperConfig, ViewCorrection
+``SceneModel`` (``scene_model``) owns every learned tensor of a scene: points with descriptors, the neural renderer
+(``adop.nn``), the tonemapper and refinable poses. ``TrainConfig`` (``config``) says how it is built and trained and
+is saved with it. ``TrainedModel`` (``trained``) is a finished, exported model loaded for rendering and evaluation,
+with no photos and no training code needed.
+"""
 
-__all__ = [
-    "ImageMetrics",
-    "LPIPS",
-    "LossConfig",
-    "LossTerms",
-    "NeuralRenderer",
-    "PhotometricLoss",
-    "RendererConfig",
-    "Tonemapper",
-    "TonemapperConfig",
-    "ViewCorrection",
-    "compute_metrics",
-    "l1_ssim_loss",
-    "load_lpips",
-    "load_lpips_dir",
-    "load_perceptual_loss",
-    "psnr",
-    "ssim",
-]
+from adop.model.config import TrainConfig
+from adop.model.scene_model import SceneModel
+from adop.model.trained import TrainedModel, export_model, load_trained_model
+
+__all__ = ["SceneModel", "TrainConfig", "TrainedModel", "export_model", "load_trained_model"]

@@ -139,43 +139,41 @@ class CameraPath:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any] | str | os.PathLike[str], *, source: str | None = None) -> CameraPath:
-        """Read a path from our JSON (a dict, or a file name); nerfstudio files are detected and imported too.
+        """Read a ``kind: "frames"`` path (a dict, or a file name); ``adop.paths.load_camera_path`` reads every kind.
 
         Args:
             data: the parsed document, or the path of a ``.json`` file.
             source: name used in error messages (defaults to the file name).
 
         Raises:
-            InputError: unreadable file, bad JSON, unknown format, or a missing/invalid field (the message names the
-                file and the field).
+            InputError: unreadable file, bad JSON, another format or kind, or a missing/invalid field (the message
+                names the file and the field).
         """
         if not isinstance(data, Mapping):
             source = source or str(data)
             data = read_json_file(data)
         source = source or "<camera path>"
-        if "camera_path" in data and "format" not in data:
-            from adop.paths.nerfstudio import import_nerfstudio_path
-
-            return import_nerfstudio_path(data, source=source)
-        if data.get("format") != FORMAT_NAME:
-            raise InputError(
-                f"{source}: field 'format' is {data.get('format')!r}, expected {FORMAT_NAME!r} "
-                "(or a nerfstudio camera_path.json with a 'camera_path' list); check that this is a camera path file"
-            )
-        if data.get("version") != FORMAT_VERSION:
-            raise InputError(f"{source}: field 'version' is {data.get('version')!r}; this adop reads version 1")
-        kind = data.get("kind")
-        if kind == "keyframes":
-            from adop.paths.keyframes import keyframe_path
-
-            return keyframe_path(data, source=source)
-        if kind != "frames":
-            raise InputError(f"{source}: field 'kind' must be 'frames' or 'keyframes', got {kind!r}")
+        check_format(data, source)
+        if data.get("kind") != "frames":
+            raise InputError(f"{source}: field 'kind' must be 'frames', got {data.get('kind')!r}")
         return _frames_from_json(data, source)
 
     def save(self, file: str | os.PathLike[str]) -> Path:
         """Write `to_json` to ``file`` atomically (temporary name, then rename) and return the path."""
+        from adop.storage import write_json_atomic
+
         return write_json_atomic(file, self.to_json())
+
+
+def check_format(data: Mapping[str, Any], source: str) -> None:
+    """Raise ``InputError`` unless ``data`` is an ``adop.camera_path`` document of a version this adop reads."""
+    if data.get("format") != FORMAT_NAME:
+        raise InputError(
+            f"{source}: field 'format' is {data.get('format')!r}, expected {FORMAT_NAME!r} "
+            "(or a nerfstudio camera_path.json with a 'camera_path' list); check that this is a camera path file"
+        )
+    if data.get("version") != FORMAT_VERSION:
+        raise InputError(f"{source}: field 'version' is {data.get('version')!r}; this adop reads version 1")
 
 
 def _frames_from_json(data: Mapping[str, Any], source: str) -> CameraPath:
@@ -258,21 +256,6 @@ def read_json_file(file: str | os.PathLike[str]) -> Mapping[str, Any]:
     if not isinstance(data, Mapping):
         raise InputError(f"{file}: the top level must be a JSON object, got {type(data).__name__}")
     return data
-
-
-def write_json_atomic(file: str | os.PathLike[str], doc: Mapping[str, Any]) -> Path:
-    """Write ``doc`` as JSON via a temporary file in the same folder and `os.replace`, so readers never see half."""
-    path = Path(file)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=1)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def require_number(doc: Mapping[str, Any], key: str, source: str, where: str = "") -> float:

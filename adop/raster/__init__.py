@@ -1,4 +1,4 @@
-"""ADOP's differentiable one-pixel point rasterizer (issue 4).
+"""ADOP's differentiable one-pixel point rasterizer (ADOP ``PointRenderer.cu``; docs/method.md §3–4).
 
 Public API: :func:`rasterize` returns a :class:`RasterOutput` pyramid; :class:`RasterConfig` holds the options;
 :func:`se3_exp` / :func:`apply_pose_tangent` apply pose steps. Three backends share one semantics: CuPy kernels

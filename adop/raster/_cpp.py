@@ -1,7 +1,7 @@
 """Compiled C++/OpenMP CPU backend: JIT-built once from ``kernels/cpu/raster_cpu.cpp`` and cached.
 
-The plain PyTorch path needs full-resolution temporaries and gathers for every layer (about 2.6 M points/s
-forward+backward on two cores, docs cpu-budget.md); the kernel bands the image so that each thread owns its pixel rows
+The plain PyTorch path needs full-resolution temporaries and gathers for every layer, which leaves it several times
+short of the CPU goal (docs/method.md §10); the kernel bands the image so that each thread owns its pixel rows
 at every layer (no atomics) and reaches the 20 M points/s goal. It binds only pybind11 (no ATen headers), so the
 first build takes seconds, not minutes. Build products live under ``$XDG_CACHE_HOME/adop/torch_ext`` (default
 ``~/.cache``); ``torch.utils.cpp_extension`` rebuilds when the source changes.
@@ -34,9 +34,9 @@ _error: str | None = None
 
 
 def kernel_source() -> Path:
-    """``kernels/cpu/raster_cpu.cpp`` of this checkout (override the folder with ``ADOP_KERNELS_DIR``)."""
+    """``kernels/cpu/raster_cpu.cpp`` shipped with the package (override the folder with ``ADOP_KERNELS_DIR``)."""
     root = os.environ.get("ADOP_KERNELS_DIR")
-    base = Path(root) if root else Path(__file__).resolve().parents[2] / "kernels"
+    base = Path(root) if root else Path(__file__).resolve().parent / "kernels"
     return base / "cpu" / "raster_cpu.cpp"
 
 

@@ -29,11 +29,11 @@ _modules: dict[tuple[int, str], Any] = {}
 
 
 def kernels_dir() -> Path:
-    """The repository's ``kernels/`` folder (``ADOP_KERNELS_DIR`` overrides)."""
+    """The kernels shipped with the package, ``adop/raster/kernels/`` (``ADOP_KERNELS_DIR`` overrides)."""
     import os
 
     root = os.environ.get("ADOP_KERNELS_DIR")
-    return Path(root) if root else Path(__file__).resolve().parents[2] / "kernels"
+    return Path(root) if root else Path(__file__).resolve().parent / "kernels"
 
 
 def _cupy() -> ModuleType | None:

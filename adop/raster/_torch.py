@@ -2,7 +2,7 @@
 
 Vectorised per layer with scatter ops (``scatter_reduce`` amin for the depth pre-pass, ``index_add_`` for the fuzzy
 accumulate), no Python loop over points. Works on any device and dtype (float64 for ``gradcheck``). The compiled
-backends implement the same passes; see ADOP §2.6 and §3 in the reference notes.
+backends implement the same passes; see ADOP ``PointRenderer.cu`` and docs/method.md §3–4.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _layer_hits(proj: Tensor, layer: int, width: int, height: int) -> tuple[Tens
 
 
 def forward(inp: RasterInputs, cfg: RasterConfig) -> ForwardResult:
-    """Depth pre-pass, fuzzy accumulate and resolve for every layer (ADOP §2.6, passes 1-3)."""
+    """Depth pre-pass, fuzzy accumulate and resolve for every layer (docs/method.md §3, passes 1-3)."""
     proj = project_points(
         inp.positions, inp.normals, inp.radius, inp.rotations, inp.translations, inp.intrinsics, inp.distortion,
         inp.crops, inp.max_radius2, inp.size, cfg.layers, cfg.threshold_f32, cfg.znear_f32,
@@ -71,7 +71,7 @@ def backward(
     need_background: bool,
     need_spatial: bool,
 ) -> BackwardResult:
-    """Exact descriptor/background gradients and ADOP's screen-space ghost gradients (ADOP §3.1-3.3).
+    """Exact descriptor/background gradients and ADOP's screen-space ghost gradients (docs/method.md §4).
 
     The spatial part follows ``RenderBackward``: per layer, a selected point that passes the fuzzy test and lies at
     least ``BORDER`` pixels inside the layer adds ``½·(ΔR(x+) − ΔR(x−))/C`` (and likewise in y), where

@@ -103,7 +103,7 @@ def rasterize(
     config: RasterConfig | None = None,
     generator: torch.Generator | None = None,
 ) -> RasterOutput:
-    """Render a neural-image pyramid from points with ADOP's one-pixel rasterizer (ADOP §2, §3).
+    """Render a neural-image pyramid from points with ADOP's one-pixel rasterizer (docs/method.md §3–4).
 
     Every point is projected once per view and written to the single pixel it falls in (``floor``, pixel centres at
     +0.5) of each pyramid layer it survives to. A depth pre-pass keeps the nearest z (dropped points included), a

@@ -1,4 +1,4 @@
-"""Options of the one-pixel point rasterizer (ADOP §2, §3; defaults from ADOP's released configs)."""
+"""Options of the one-pixel point rasterizer (docs/method.md §3–4; defaults from ADOP's released configs)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import dataclasses
 import struct
 from dataclasses import dataclass
 from typing import Literal
+
+from adop.config import Config
+from adop.errors import InputError
 
 Backend = Literal["auto", "cuda", "cpp", "torch"]
 """Which implementation runs the passes.
@@ -20,7 +23,7 @@ MAX_LAYERS = 5
 
 
 @dataclass(frozen=True)
-class RasterConfig:
+class RasterConfig(Config):
     """How points are rasterized and which approximate gradients the backward pass produces.
 
     Only primitives, so the config round-trips through JSON and hashes into cache keys.
@@ -53,19 +56,17 @@ class RasterConfig:
     backend: Backend = "auto"
     """Implementation; see :data:`Backend`."""
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         if not 1 <= self.layers <= MAX_LAYERS:
-            raise ValueError(f"layers must be in [1, {MAX_LAYERS}], got {self.layers}")
+            raise InputError(f"layers must be in [1, {MAX_LAYERS}], got {self.layers}")
         if not 0.0 <= self.dropout <= 1.0:
-            raise ValueError(f"dropout must be in [0, 1], got {self.dropout}")
+            raise InputError(f"dropout must be in [0, 1], got {self.dropout}")
         if self.depth_accept < 0.0:
-            raise ValueError(f"depth_accept must be >= 0, got {self.depth_accept}")
+            raise InputError(f"depth_accept must be >= 0, got {self.depth_accept}")
         if self.radius_threshold < 0.0:
-            raise ValueError(f"radius_threshold must be >= 0, got {self.radius_threshold}")
+            raise InputError(f"radius_threshold must be >= 0, got {self.radius_threshold}")
         if self.znear < 0.0:
-            raise ValueError(f"znear must be >= 0, got {self.znear}")
-        if self.backend not in ("auto", "cuda", "cpp", "torch"):
-            raise ValueError(f"backend must be one of auto, cuda, cpp, torch; got {self.backend!r}")
+            raise InputError(f"znear must be >= 0, got {self.znear}")
 
     def evaluation(self) -> RasterConfig:
         """The same config with dropout off, for rendering and evaluation (ADOP renders with dropout 0)."""

@@ -47,12 +47,27 @@ def resolve_backend(requested: Backend, device: torch.device, dtype: torch.dtype
         _cpp.require()
         return "cpp"
     if dtype != torch.float32:
-        return "torch"
-    if device.type == "cuda":
-        return "cuda" if _cuda.available() else "torch"
-    if device.type == "cpu":
-        return "cpp" if _cpp.available() else "torch"
-    return "torch"
+        chosen = "torch"
+    elif device.type == "cuda":
+        chosen = "cuda" if _cuda.available() else "torch"
+    elif device.type == "cpu":
+        chosen = "cpp" if _cpp.available() else "torch"
+    else:
+        chosen = "torch"
+    _announce(device, dtype, chosen)
+    return chosen
+
+
+_announced: set[tuple[str, str, str]] = set()
+
+
+def _announce(device: torch.device, dtype: torch.dtype, chosen: str) -> None:
+    """Log once per (device type, dtype, backend) which backend ``auto`` chose, so a slow run says why."""
+    key = (device.type, str(dtype), chosen)
+    if key not in _announced:
+        _announced.add(key)
+        logger.info("rasterizer backend 'auto' chose %r for %s %s tensors", chosen, device.type,
+                 str(dtype).removeprefix("torch."))
 
 
 def _module(name: str) -> ModuleType:
@@ -75,7 +90,7 @@ def spatial_gradients(
     need_pose: bool,
     need_intrinsics: bool,
 ) -> tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None]:
-    """Push the screen-space sums through the analytic projection Jacobians and average as ADOP does (§3.3).
+    """Push the screen-space sums through the projection Jacobians and average as ADOP does (docs/method.md §4).
 
     Only pairs that contributed are touched (a compacted index set), so the cost scales with the ghost points.
     Points: sum over views and layers divided by the point's contribution count. Poses (left perturbation,

@@ -17,7 +17,7 @@ MONOTONIC_MAX_R = 2.0
 MONOTONIC_STEPS = 100
 
 # ADOP's extra per-coefficient scale of the distortion gradient, in OpenCV order (k1 k2 p1 p2 k3 k4 k5 k6):
-# k3 x0.25, k4..k6 and p1, p2 x0.1 (§3.3 of the reference notes).
+# k3 x0.25, k4..k6 and p1, p2 x0.1 (ADOP ``RenderBackward``; docs/method.md §4).
 DISTORTION_GRADIENT_SCALES = (1.0, 1.0, 0.1, 0.1, 0.25, 0.1, 0.1, 0.1)
 
 
@@ -86,7 +86,7 @@ def undistort(xd: Tensor, yd: Tensor, distortion: Tensor, iterations: int = 10) 
 
 
 def monotonic_radius2(distortion: Tensor) -> Tensor:
-    """Squared normalised radius up to which each view's distortion is monotonic (ADOP §1.4).
+    """Squared normalised radius up to which each view's distortion is monotonic (docs/method.md §3).
 
     Beyond the first radius where ``r·radial(r)`` stops increasing, the polynomial folds back and far-off points
     would land inside the image, so they are culled. Scans ``MONOTONIC_STEPS`` radii up to ``MONOTONIC_MAX_R`` and
@@ -127,7 +127,7 @@ def project_points(
 
     A point reaches layers ``0 .. nl-1``; ``nl = 0`` means it is culled (behind ``znear``, back-facing, outside the
     monotonic range of the distortion, or outside the layer-0 image). With a drop-out radius, ``nl`` stops at the
-    first layer where the projected radius ``fx·zoom·radius/z·2^-l`` is below ``radius_threshold`` (ADOP §2.4).
+    first layer where the projected radius ``fx·zoom·radius/z·2^-l`` is below ``radius_threshold`` (docs/method.md §3).
 
     Returns:
         ``[B, N, 4]`` holding ``(u, v, z, nl)``; u, v in layer-0 crop pixels (pixel index = floor).
@@ -248,7 +248,7 @@ def view_directions(
 
 
 def sample_environment(environment_map: Tensor, directions: Tensor) -> Tensor:
-    """Sample an equirectangular map along world rays as ADOP does (§2.6, pass 4).
+    """Sample an equirectangular map along world rays as ADOP does (``RenderModule.cpp``; docs/method.md §3).
 
     ``u = frac(atan2(-d_z, d_x) / 2π)``, ``v = 1 - acos(d_y) / π``, bilinear with ``align_corners=True`` and border
     padding. ADOP's world "up" is -y (colmap2adop), so the map's top row looks along -y.

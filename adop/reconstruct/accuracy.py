@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from adop.errors import InputError
-from adop.scene.model import Scene
+from adop.scene.types import Scene
 from adop.scene.align import similarity_transform as similarity
 
 

@@ -22,7 +22,8 @@ from typing import Any
 from adop.reconstruct.cleanup import CleanupStats, clean_points, view_vectors
 from adop.reconstruct.config import CleanupConfig
 from adop.reconstruct.preprocess import PreprocessStats, preprocess_points
-from adop.reconstruct.quicklook import estimate_up, render_quicklook, write_png
+from adop.images import write_png
+from adop.reconstruct.quicklook import estimate_up, render_quicklook
 from adop.reconstruct.sfm import MODEL_DIR, load_sfm_result
 from adop.reconstruct.timing import StageTiming, Stopwatch
 from adop.scene.colmap import read_reconstruction, scene_from_reconstruction

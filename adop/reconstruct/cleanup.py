@@ -1,9 +1,10 @@
 """Point-cloud cleanup with open3d: statistical outliers, optional voxel grid, normals facing the cameras.
 
-The rasterizer culls back faces with the normals (adop-reference §1.1), so a normal pointing away from the cameras
-that photographed the point would hide it in exactly the views that matter. A fitted plane has no sign; we give it
-the sign of the point's *view vector*, the sum of unit vectors from the point to every camera that observed it,
-which SfM tracks give us for free (no global propagation as in ``orient_normals_consistent_tangent_plane``).
+The rasterizer culls back faces with the normals (ADOP ``check_normal``; docs/method.md §1, §3), so a normal pointing
+away from the cameras that photographed the point would hide it in exactly the views that matter. A fitted plane has
+no sign; we give it the sign of the point's *view vector*, the sum of unit vectors from the point to every camera
+that observed it, which SfM tracks give us for free (no global propagation as in
+``orient_normals_consistent_tangent_plane``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pycolmap
 from scipy.spatial import cKDTree
 
 from adop.reconstruct.config import CleanupConfig
-from adop.scene.model import PointCloud
+from adop.scene.types import PointCloud
 
 log = logging.getLogger(__name__)
 

@@ -1,14 +1,16 @@
 """Configuration of the two reconstruction steps: SfM (``SfmConfig``) and scene building (``CleanupConfig``).
 
 They are separate so that the pipeline can cache the expensive SfM result under ``SfmConfig``'s hash alone: changing
-a cleanup parameter reruns only ``build_scene``. Fields are primitives, ``Path``s and ``Literal``s (JSON round trip).
+a cleanup parameter reruns only ``build_scene``. Both are ``adop.config.Config``s: validated on construction, exact JSON round trip.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
+
+from adop.config import Config, require
 
 MatcherChoice = Literal["auto", "exhaustive", "sequential"]
 SfmCameraModel = Literal["SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV", "FULL_OPENCV"]
@@ -17,7 +19,7 @@ MapperChoice = Literal["global", "incremental"]
 
 
 @dataclass(frozen=True)
-class SfmConfig:
+class SfmConfig(Config):
     """Structure from motion with pycolmap (CPU SIFT, matching, incremental mapping)."""
 
     matcher: MatcherChoice = "auto"
@@ -88,15 +90,22 @@ class SfmConfig:
     seed: int = 0
     """Random seed for COLMAP's RANSAC and mapper, so a rerun gives the same model."""
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["vocab_tree_path"] = None if self.vocab_tree_path is None else str(self.vocab_tree_path)
-        return data
+    def validate(self) -> None:
+        require(self.exhaustive_max_images >= 2, "SfmConfig.exhaustive_max_images must be >= 2")
+        require(self.sequential_overlap >= 1, "SfmConfig.sequential_overlap must be >= 1")
+        require(self.max_image_size >= 256, f"SfmConfig.max_image_size must be >= 256 px, got {self.max_image_size}")
+        require(self.max_num_features >= 64, "SfmConfig.max_num_features must be >= 64")
+        require(self.num_threads >= 1, "SfmConfig.num_threads must be >= 1")
+        require(0.0 < self.min_registered_fraction <= 1.0, "SfmConfig.min_registered_fraction must be in (0, 1]")
+        require(self.min_num_inliers >= 5 and self.init_min_num_inliers >= 5, "SfmConfig inlier counts must be >= 5")
+        require(self.init_min_tri_angle > 0 and self.retriangulation_min_angle > 0,
+                "SfmConfig triangulation angles must be positive")
 
 
 @dataclass(frozen=True)
-class CleanupConfig:
-    """Point-cloud cleanup (open3d) and ADOP's point preprocessing (adop-reference §1.2–1.3)."""
+class CleanupConfig(Config):
+    """Point-cloud cleanup (open3d) and ADOP's point preprocessing (ADOP ``SceneData.cpp``,
+    ``preprocess_pointcloud.cpp``; docs/method.md §2)."""
 
     outlier_neighbors: int = 20
     """Statistical outlier removal: neighbours whose mean distance is compared with the global distribution."""
@@ -129,5 +138,11 @@ class CleanupConfig:
     quicklook_size: int = 800
     """Long side in pixels of ``quicklook.png`` (top-down view of cameras and points)."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def validate(self) -> None:
+        require(self.outlier_neighbors >= 1 and self.normal_neighbors >= 3,
+                "CleanupConfig.outlier_neighbors must be >= 1 and normal_neighbors >= 3")
+        require(self.outlier_std_ratio >= 0 and self.voxel_factor >= 0 and self.lonely_ratio >= 0,
+                "CleanupConfig.outlier_std_ratio, voxel_factor and lonely_ratio must be >= 0")
+        require(self.duplicate_tolerance >= 0, "CleanupConfig.duplicate_tolerance must be >= 0")
+        require(1 <= self.point_factor <= 8, f"CleanupConfig.point_factor must be in [1, 8], got {self.point_factor}")
+        require(self.quicklook_size >= 64, "CleanupConfig.quicklook_size must be >= 64 px")

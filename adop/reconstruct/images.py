@@ -17,11 +17,10 @@ from pathlib import Path
 
 import OpenImageIO as oiio
 
-from adop.errors import InputError
+from adop.images import list_image_files
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
 _JPEG_END = b"\xff\xd9"
 _NUMBERED = re.compile(r"^(.*?)(\d+)$")
 
@@ -69,17 +68,11 @@ def scan_images(image_dir: Path) -> ImageScan:
         InputError: the folder does not exist.
     """
     image_dir = Path(image_dir)
-    if not image_dir.is_dir():
-        raise InputError(f"the image folder {image_dir} does not exist or is not a folder")
-    scan = ImageScan()
+    files = list_image_files(image_dir, recursive=True)
+    scan = ImageScan(ignored=[other.as_posix() for other in files.others])
     seen: dict[str, str] = {}
-    for path in sorted(p for p in image_dir.rglob("*") if p.is_file()):
-        name = path.relative_to(image_dir).as_posix()
-        if any(part.startswith(".") for part in Path(name).parts):
-            continue
-        if path.suffix.lower() not in IMAGE_EXTENSIONS:
-            scan.ignored.append(name)
-            continue
+    for relative in files.images:
+        name, path = relative.as_posix(), image_dir / relative
         data = path.read_bytes()
         digest = hashlib.sha1(data).hexdigest()
         if digest in seen:

@@ -7,9 +7,6 @@ when both steps succeeded, so a failure never leaves something that looks like a
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +14,7 @@ from adop.errors import InputError
 from adop.reconstruct.build import SceneReport, build_scene
 from adop.reconstruct.config import CleanupConfig, SfmConfig
 from adop.reconstruct.sfm import Progress, run_sfm
+from adop.storage import remove_quietly, replace_folder, staging_folder
 
 SFM_SUBDIR = "sfm"
 
@@ -47,15 +45,12 @@ def reconstruct(
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise InputError(f"{out_dir} already exists and is not empty; choose a new folder or pass --overwrite")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = out_dir.with_name(f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}")
+    work = staging_folder(out_dir)
     try:
         run_sfm(Path(image_dir), work / SFM_SUBDIR, sfm_config, progress)
         report = build_scene(work / SFM_SUBDIR, Path(image_dir), work, cleanup_config)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(work, out_dir)
+        replace_folder(work, out_dir)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_quietly(work)
     return replace(report, scene_dir=out_dir)  # the report files hold no absolute paths, only this does
 

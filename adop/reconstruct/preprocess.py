@@ -1,5 +1,5 @@
-"""ADOP's point preprocessing (adop-reference §1.2–1.3): duplicates, lonely points, densification, Morton order and
-the drop-out radius.
+"""ADOP's point preprocessing (ADOP ``SceneData.cpp``, ``preprocess_pointcloud.cpp``; docs/method.md §2): duplicates,
+lonely points, densification, Morton order and the drop-out radius.
 
 Differences from ADOP, on purpose:
 
@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from adop.scene.model import PointCloud
+from adop.raster.radius import drop_out_radius, knn_distance
+from adop.scene.types import PointCloud
 
 BLOCK = 256  # ADOP sorts each block of 256 points by radius (warp coherence in the rasterizer)
 
@@ -60,14 +61,6 @@ def remove_lonely(cloud: PointCloud, camera_centers: np.ndarray, ratio: float) -
     neighbor, _ = cKDTree(cloud.positions).query(cloud.positions, k=6)
     to_camera, _ = cKDTree(camera_centers).query(cloud.positions)
     return cloud.subset(neighbor[:, 5] <= ratio * np.maximum(to_camera, 1e-12))
-
-
-def knn_distance(positions: np.ndarray, k: int = 4) -> np.ndarray:
-    """Distance of each point to its ``k``-th nearest other point (ADOP queries k+1 including the point)."""
-    if len(positions) <= k:
-        return np.zeros(len(positions))
-    distances, _ = cKDTree(positions).query(positions, k=k + 1)
-    return distances[:, k]
 
 
 def densify(cloud: PointCloud, point_factor: int, rng: np.random.Generator) -> PointCloud:
@@ -114,12 +107,6 @@ def morton_codes(positions: np.ndarray) -> np.ndarray:
     span = np.maximum(positions.max(axis=0) - low, 1e-12)
     grid = np.floor((positions - low) / span * (2**21 - 1)).astype(np.uint64)
     return _spread_bits(grid[:, 0]) | (_spread_bits(grid[:, 1]) << np.uint64(1)) | (_spread_bits(grid[:, 2]) << np.uint64(2))
-
-
-def drop_out_radius(positions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """ADOP's ComputeRadius: 4th-neighbour distance × ``sqrt(1/u)``, ``u ~ U(0, 1]`` drawn once per point."""
-    u = 1.0 - rng.random(len(positions))  # (0, 1]: never divides by zero
-    return (knn_distance(positions) * np.sqrt(1.0 / u)).astype(np.float32)
 
 
 def preprocess_points(

@@ -8,13 +8,11 @@ OpenImageIO only (its bundled DroidSans font draws the caption).
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import OpenImageIO as oiio
 
-from adop.scene.model import Scene
-from adop.storage import atomic_path
+from adop.scene.types import Scene
 
 _BACKGROUND = np.array([28, 28, 32], dtype=np.uint8)
 _CAMERA = np.array([255, 140, 0], dtype=np.uint8)
@@ -107,12 +105,3 @@ def _caption(image: np.ndarray, text: str) -> np.ndarray:
         oiio.geterror()  # no font: the picture is still useful without its caption
     return np.concatenate([band, image], axis=0)
 
-
-def write_png(path: Path, image: np.ndarray) -> None:
-    """Write an ``[H, W, 3]`` uint8 array as PNG, atomically."""
-    height, width = image.shape[:2]
-    buffer = oiio.ImageBuf(oiio.ImageSpec(width, height, 3, "uint8"))
-    buffer.set_pixels(oiio.ROI(), np.ascontiguousarray(image))
-    with atomic_path(Path(path)) as tmp:
-        if not buffer.write(str(tmp), "uint8"):
-            raise OSError(f"cannot write {path}: {buffer.geterror()}")

@@ -6,7 +6,7 @@
     OUT/sparse/            # the chosen (largest) model: cameras/images/points3D/frames/rigs .bin
     OUT/sfm_report.json    # written last: its presence means the folder is complete
 
-pycolmap signals most failures only with an empty result and a log line (sfm-notes §6), so every result is checked
+pycolmap signals most failures only with an empty result and a log line (docs/method.md §13), so every result is checked
 here: the largest model is taken, the registered fraction compared with ``SfmConfig.min_registered_fraction``, one
 retry made (global mapping, then relaxed incremental thresholds), and otherwise an ``SfmFailure`` raised whose message says what happened and what to do.
 """
@@ -177,8 +177,8 @@ def _retry(
 ) -> tuple[Attempt, list[pycolmap.Reconstruction]]:
     """One retry round: exhaustive matching (if it was not), then the other mapper, then relaxed incremental.
 
-    Registration of a marginal set varies from run to run (RANSAC in the verification changes a few inliers; user
-    needs §C.5). Measured on the 640 px lund copies: a database on which incremental mapping registered 2 of 29
+    Registration of a marginal set varies from run to run (RANSAC in the verification changes a few inliers;
+    docs/method.md §13). Measured on the 640 px lund copies: a database on which incremental mapping registered 2 of 29
     images gave 29/29 with global mapping (GLOMAP, 1.3 s) and 21+2 with relaxed incremental thresholds.
     """
     best = attempts[0]

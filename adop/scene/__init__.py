@@ -2,6 +2,6 @@
 
 from adop.scene.camera import SUPPORTED_MODELS, Camera
 from adop.scene.folder import load_scene, save_scene
-from adop.scene.model import Frame, PointCloud, Scene
+from adop.scene.types import Frame, PointCloud, Scene
 
 __all__ = ["SUPPORTED_MODELS", "Camera", "Frame", "PointCloud", "Scene", "load_scene", "save_scene"]

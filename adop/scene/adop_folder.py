@@ -1,6 +1,6 @@
 """Import and export the original ADOP scene folder, so ADOP users can bring their scenes and take ours back.
 
-The format (darglein/ADOP ``scenes/README.md``; shared adop-reference §1.1)::
+The format (darglein/ADOP ``scenes/README.md``; docs/method.md §1)::
 
     dataset.ini          [SceneDatasetParams] image_dir, camera_files (space separated), file_point_cloud,
                          scene_exposure_value, up_vector, render_scale, znear, zfar, camera_type_int (0 = pinhole)
@@ -13,9 +13,10 @@ The format (darglein/ADOP ``scenes/README.md``; shared adop-reference §1.1)::
     white_balance.txt    "r g b" per frame (optional)
     point_cloud.ply      positions + normals (+ colours)
 
-ADOP keeps COLMAP's cx, cy unchanged (adop-reference §1.4), and so do we: the half-pixel convention difference lives
-in ADOP's rasterizer, not in the file. Skew must be zero (COLMAP cannot represent it); a non-zero skew is an error.
-ADOP's OCam (camera_type_int 1) has no COLMAP equivalent and is rejected with a clear message.
+ADOP keeps COLMAP's cx, cy unchanged (ADOP ``colmap2adop.cpp``; docs/method.md §1), and so do we: the half-pixel
+convention difference lives in ADOP's rasterizer, not in the file. Skew must be zero (COLMAP cannot represent it); a
+non-zero skew is an error. ADOP's OCam (camera_type_int 1) has no COLMAP equivalent and is rejected with a clear
+message.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from scipy.spatial.transform import Rotation
 
 from adop.errors import InputError
 from adop.scene.camera import Camera
-from adop.scene.model import Frame, Scene
+from adop.scene.types import Frame, Scene
 from adop.scene.ply import read_ply, write_ply
 from adop.storage import write_text_atomic
 

@@ -28,7 +28,7 @@ import pycolmap
 from adop.errors import InputError
 from adop.exif import read_exposure
 from adop.scene.camera import SUPPORTED_MODELS, Camera
-from adop.scene.model import Frame, PointCloud, Scene
+from adop.scene.types import Frame, PointCloud, Scene
 from adop.storage import ensure_writable_dir
 
 log = logging.getLogger(__name__)

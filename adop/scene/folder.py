@@ -21,7 +21,7 @@ from pathlib import Path
 
 from adop.errors import InputError
 from adop.scene.camera import Camera
-from adop.scene.model import Frame, Scene
+from adop.scene.types import Frame, Scene
 from adop.scene.ply import read_ply, write_ply
 from adop.storage import write_text_atomic
 

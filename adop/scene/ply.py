@@ -13,7 +13,7 @@ import numpy as np
 from plyfile import PlyData, PlyElement
 
 from adop.errors import InputError
-from adop.scene.model import PointCloud
+from adop.scene.types import PointCloud
 from adop.storage import atomic_path
 
 

@@ -29,7 +29,7 @@ Presets are in ``adop.synth.presets``; the same seed gives byte-identical files.
 from adop.synth.camera_sim import CameraSimulation, ImageExposure, ResponseCurve, Vignette
 from adop.synth.generate import SynthManifest, generate_capture_set, true_camera
 from adop.synth.presets import PRESETS, SMALL, TINY, SynthLayout, SynthPreset, get_preset
-from adop.synth.render import render_radiance
+from adop.synth.raytrace import trace_radiance
 from adop.synth.world import SynthWorld, build_world
 
 __all__ = [
@@ -47,6 +47,6 @@ __all__ = [
     "build_world",
     "generate_capture_set",
     "get_preset",
-    "render_radiance",
+    "trace_radiance",
     "true_camera",
 ]

@@ -1,6 +1,6 @@
 """A simulated physical camera on top of linear radiance: exposure, white balance, vignetting, response, noise.
 
-The model is ADOP's tone mapper run forwards (shared/docs/adop-reference.md §5), with one camera for the whole set::
+The model is ADOP's tone mapper run forwards (``NeuralCamera.cpp``; docs/method.md §6), one camera for the whole set::
 
     x     = vignette(uv) · wb ⊙ L · scale · 2^(−EV_true)           (EV100 semantics, docs/conventions.md)
     pixel = CRF(clip(x + n, 0, 1)),    n ~ N(0, noise_sigma²) per pixel and channel

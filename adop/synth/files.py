@@ -1,6 +1,6 @@
 """File writers of the synthetic capture set: JPEG with EXIF, linear EXR, and the ground-truth README.
 
-OpenImageIO reports errors by returning False rather than raising (shared/docs/sfm-notes.md §5); every call here
+OpenImageIO reports errors by returning False rather than raising (docs/method.md §13); every call here
 checks and raises ``OSError`` with OIIO's message, so a failed write can never leave a silently incomplete set.
 """
 
@@ -26,7 +26,7 @@ def focal_exif(focal_px: float, width: int, height: int) -> tuple[float, int]:
     """EXIF ``(FocalLength mm, FocalLengthIn35mmFilm)`` consistent with a focal of ``focal_px`` pixels.
 
     COLMAP turns ``FocalLengthIn35mmFilm`` into pixels with the 35 mm *diagonal* and the image diagonal
-    (sfm-notes §3, "Focal prior from EXIF"); we invert that, so its prior lands within rounding of the true focal.
+    (docs/method.md §13); we invert that, so its prior lands within rounding of the true focal.
     """
     diagonal_px = math.hypot(width, height)
     focal_35mm = focal_px * _FULL_FRAME_DIAGONAL_MM / diagonal_px
@@ -59,20 +59,6 @@ def write_exr(path: Path, radiance: np.ndarray, frame_name: str) -> None:
     spec.attribute("adop:frame", frame_name)
     spec.attribute("DateTime", FIXED_DATETIME)  # OpenEXR would stamp the wall clock and break byte-determinism
     _write(path, spec, np.ascontiguousarray(radiance, dtype=np.float32))
-
-
-def read_image(path: Path) -> np.ndarray:
-    """Read any image OIIO knows as ``[H, W, C]`` float32 (8-bit files come back in [0, 1])."""
-    image = oiio.ImageInput.open(str(path))
-    if image is None:
-        raise OSError(f"cannot open {path}: {oiio.geterror()}")
-    try:
-        pixels = image.read_image("float")
-    finally:
-        image.close()
-    if pixels is None:
-        raise OSError(f"cannot read {path}: {oiio.geterror()}")
-    return np.asarray(pixels, dtype=np.float32)
 
 
 def _write(path: Path, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:

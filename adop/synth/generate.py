@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +21,7 @@ import adop
 from adop.errors import InputError
 from adop.exif import exposure_value
 from adop.scene import Camera, Frame, PointCloud, Scene, save_scene
-from adop.storage import ensure_free_space, ensure_writable_dir
+from adop.storage import ensure_free_space, ensure_writable_dir, remove_quietly, replace_folder, staging_folder
 from adop.synth.camera_sim import (
     F_NUMBER,
     ISO,
@@ -37,7 +34,7 @@ from adop.synth.camera_sim import (
 from adop.synth.files import README, write_exr, write_jpeg
 from adop.synth.layout import capture_poses, heldout_poses
 from adop.synth.presets import SynthPreset, get_preset
-from adop.synth.render import render_radiance
+from adop.synth.raytrace import trace_radiance
 from adop.synth.world import MARKER_RADIANCE, SynthWorld, build_world
 
 log = logging.getLogger(__name__)
@@ -101,14 +98,12 @@ def generate_capture_set(
     _check_destination(out_dir, overwrite)
     ensure_writable_dir(out_dir.parent, "synthetic capture set")
     ensure_free_space(out_dir.parent, _estimated_bytes(spec), "synthetic capture set")
-    staging = out_dir.parent / f".{out_dir.name}.synth-tmp-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
+    staging = staging_folder(out_dir)
     try:
         counts = _generate_into(staging, spec, int(seed), progress)
-        _publish(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        replace_folder(staging, out_dir)
+    finally:
+        remove_quietly(staging)
     gt = out_dir / "ground_truth"
     manifest = SynthManifest(
         root=out_dir,
@@ -142,17 +137,6 @@ def _check_destination(out_dir: Path, overwrite: bool) -> None:
         raise InputError(
             f"the output folder {out_dir} is not empty; choose a new folder or pass overwrite=True (--overwrite)"
         )
-
-
-def _publish(staging: Path, out_dir: Path) -> None:
-    """Move the finished set into place; an old ``out_dir`` is set aside first and deleted only afterwards."""
-    trash = None
-    if out_dir.exists():
-        trash = out_dir.parent / f".{out_dir.name}.synth-old-{uuid.uuid4().hex[:8]}"
-        os.replace(out_dir, trash)
-    os.replace(staging, out_dir)
-    if trash is not None:
-        shutil.rmtree(trash, ignore_errors=True)
 
 
 @dataclass
@@ -209,7 +193,7 @@ def _photograph_captures(job: _Job, images_dir: Path) -> tuple[list[Frame], list
     for i, (name, (rotation, translation), draw) in enumerate(zip(names, poses, draw_exposures(names, job.rng(3)))):
         exposure_time, deviation, white_balance = draw
         nominal_ev = ev100(exposure_time)
-        radiance = render_radiance(job.world, job.camera, rotation, translation, preset.supersampling)
+        radiance = trace_radiance(job.world, job.camera, rotation, translation, preset.supersampling)
         truth = ImageExposure(name, exposure_time, nominal_ev, nominal_ev + deviation, deviation, white_balance)
         pixels = job.sim.photograph(radiance, truth, job.rng(4, i))
         write_jpeg(images_dir / name, pixels, exposure_time, job.camera.intrinsics[0], preset.jpeg_quality)
@@ -229,7 +213,7 @@ def _render_heldout(job: _Job, heldout_dir: Path, reference_ev: float) -> None:
     poses = heldout_poses(preset.layout, preset.views, preset.heldout_views, job.rng(2))
     for k, (rotation, translation) in enumerate(poses):
         name = f"heldout_{k:02d}.exr"
-        radiance = render_radiance(job.world, job.camera, rotation, translation, preset.supersampling)
+        radiance = trace_radiance(job.world, job.camera, rotation, translation, preset.supersampling)
         write_exr(heldout_dir / name, radiance, name)
         frames.append(Frame(name, 0, rotation, translation, exposure_ev=reference_ev))
         job.tick(preset.views + k + 1)

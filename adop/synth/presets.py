@@ -9,16 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from adop.config import Config
 from adop.errors import InputError
 
 PresetName = Literal["tiny", "small"]
 
 
 @dataclass(frozen=True)
-class SynthLayout:
+class SynthLayout(Config):
     """Where the cameras stand: an arc (or full ring) around the scene centre with varying height and distance.
 
-    SfM needs neighbouring views close together (shared/docs/sfm-notes.md §3: 10° spacing registered, 60–72° failed),
+    SfM needs neighbouring views close together (docs/method.md §13: 10° spacing registers, 60–72° fails),
     so views are spread evenly over ``arc_degrees`` and the height oscillates smoothly rather than jumping between
     separate orbits.
     """
@@ -44,7 +45,7 @@ class SynthLayout:
 
 
 @dataclass(frozen=True)
-class SynthPreset:
+class SynthPreset(Config):
     """Everything that sizes one synthetic capture set (the seed picks the random details).
 
     Attributes are documented below each field; see ``PRESETS`` for the named instances.
@@ -77,7 +78,7 @@ class SynthPreset:
     layout: SynthLayout = SynthLayout()
     """Camera arrangement."""
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         if self.views < 2:
             raise InputError(f"a synthetic capture set needs at least 2 views, got {self.views}")
         if self.width < 16 or self.height < 16:
@@ -109,7 +110,8 @@ TINY = SynthPreset(
     surface_points=60_000,
     layout=SynthLayout(arc_degrees=240.0),
 )
-"""24 views at 320×240 on a 240° arc (about 10.4° apart): registers fully with pycolmap; under a minute here."""
+"""24 views at 320×240 on a 240° arc (about 10.4° apart): registers fully with pycolmap; generation and SfM take
+under a minute on a small CPU."""
 
 SMALL = SynthPreset(
     name="small",
@@ -121,7 +123,7 @@ SMALL = SynthPreset(
     surface_points=200_000,
     layout=SynthLayout(arc_degrees=360.0, height_cycles=3.0),
 )
-"""48 views at 640×480 on a closed ring (7.5° apart); a few minutes here."""
+"""48 views at 640×480 on a closed ring (7.5° apart); generation and SfM take a few minutes on a small CPU."""
 
 PRESETS: dict[str, SynthPreset] = {"tiny": TINY, "small": SMALL}
 

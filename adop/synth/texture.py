@@ -3,7 +3,7 @@
 The texture is a function of the world position of a surface point, so every view of a point sees the same albedo
 and the dense ground-truth point cloud can be coloured by the same function. Its contrast lives in *luminance*:
 SIFT works on grey levels, and an earlier prototype with independent noise per RGB channel gave a third of the
-keypoints and matches (shared/docs/sfm-notes.md §2, "Pitfall (texture)").
+keypoints and matches (docs/method.md §13).
 
 Everything is vectorised numpy on uint32 hashes (wrapping arithmetic), so the result is bit-identical across runs
 and machines for a given seed.

@@ -1,4 +1,4 @@
-"""Optimisers per parameter group, ADOP's phase locks and its plateau learning-rate schedule (reference §5.2, §6.4-5).
+"""Optimisers per parameter group, ADOP's phase locks and its plateau learning-rate schedule (docs/method.md §9).
 
 One optimiser per group (rather than one optimiser with many param groups) mirrors ADOP, keeps SGD and Adam groups
 apart, and makes a locked group trivially skippable: its optimiser simply does not step (ADOP zeroes the gradients of
@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from adop.train.config import OptimConfig, ScheduleConfig
-from adop.train.model import CAMERA_GROUPS, STRUCTURE_GROUPS
+from adop.model.config import OptimConfig, ScheduleConfig
+from adop.model.scene_model import CAMERA_GROUPS, STRUCTURE_GROUPS
 
 log = logging.getLogger(__name__)
 

@@ -1,28 +1,34 @@
 """Named training presets: ``cpu-fast`` for small scenes on a laptop-class CPU, ``gpu-quality`` for ADOP's settings.
 
-``gpu-quality`` is ADOP's released Tanks-and-Temples config (adop-reference §5.2, §6): 4 images × 4 crops of 512²,
-the full environment map, SGD on exposure, vignette and poses at ADOP's rates, 50 locked epochs, plateau 0.75/10.
-White balance is learned (TRIPS does; ADOP's configs switch it off), because mixed-white-balance captures are the
-norm in studio work and the anchored tonemapper makes it safe.
+``gpu-quality`` is ADOP's released Tanks-and-Temples config (ADOP ``configs/train_tank_and_temples_multi.ini``;
+docs/method.md §9): 4 images × 4 crops of 512², the full environment map, SGD on exposure, vignette and poses at
+ADOP's rates, 50 locked epochs, plateau 0.75/10. White balance is learned (TRIPS does; ADOP's configs switch it off),
+because mixed-white-balance captures are the norm in studio work and the anchored tonemapper makes it safe.
 
-``cpu-fast`` keeps the architecture and the loss but sizes the work for two CPU cores (shared/docs/cpu-budget.md:
-about 4 s per megapixel of crops per step for the network): photos at half size, 4 crops of 128² per step, and ADOP's
-environment map at 256×128 (it fills pixels no point reaches, sky and unreconstructed ground: +1.8 dB held-out PSNR on
-lund, where SfM leaves the sky and the road empty, 13.81 → 15.65 dB; no change on the small synthetic set, 22.61 vs
-22.51 dB, same EV/WB recovery; 2 % more time per step). A run of a few thousand steps sees each image a few hundred
-times, so the locks are 10 epochs and the patience 15. ADOP's SGD rates on exposure and vignette (5e-4, 5e-6) barely move in that many steps, so those
-groups use Adam with rates that converge within the run (exposure 0.01; vignette 5e-4, since at 2e-3 its weakly
-constrained centre wandered by a third of the image on the small synthetic set); white balance and response get 5×
-ADOP's Adam rate. Adam moves weakly determined directions as fast as well determined ones, which is why the
-exposure–gamma gauge is pinned by ``TrainConfig.exposure_slope_anchor``.
+``cpu-fast`` keeps the architecture and the loss but sizes the work for a two-core CPU and about an hour of training
+(docs/method.md §10; the network's cost scales with the crop pixels of a step): photos at half size, 4 crops of 128²
+per step, and ADOP's environment map at 256×128 (it fills pixels no point reaches, such as sky and unreconstructed
+ground that SfM leaves empty in street captures, for a small extra cost per step). A run of a few thousand steps sees
+each image a few hundred times, so the locks are 10 epochs and the patience 15. ADOP's SGD rates on exposure and
+vignette (5e-4, 5e-6) barely move in that many steps, so those groups use Adam with rates that converge within the run
+(exposure 0.01; vignette 5e-4, low because a higher rate lets its weakly constrained centre wander); white balance and
+response get 5× ADOP's Adam rate. Adam moves weakly determined directions as fast as well determined ones, which is
+why the exposure–gamma gauge is pinned by ``TrainConfig.exposure_slope_anchor``.
+
+The measured figures behind these choices (environment-map gain, cost per step, vignette rate) are in
+``benchmarks/results/presets.md``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
+
 from adop.errors import InputError
-from adop.model.losses import LossConfig
+from adop.nn.losses import LossConfig
 from adop.raster import RasterConfig
-from adop.train.config import OptimConfig, SamplerConfig, ScheduleConfig, TrainConfig
+from adop.model.config import OptimConfig, SamplerConfig, ScheduleConfig, TrainConfig
 
 CPU_FAST = TrainConfig(
     raster=RasterConfig(),
@@ -67,3 +73,22 @@ def preset(name: str) -> TrainConfig:
         return PRESETS[name]
     except KeyError:
         raise InputError(f"unknown training preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+
+
+def resolve_config(
+    preset_name: str = "cpu-fast", *, config_file: Path | None = None, vgg_weights: Path | None = None,
+    checkpoint_every: int | None = None,
+) -> TrainConfig:
+    """The config a command line asks for: a preset, or a saved ``config.json``, with a few overrides."""
+    if config_file is not None:
+        try:
+            config = TrainConfig.from_json(Path(config_file).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise InputError(f"cannot read the training config {config_file}: {error}") from None
+    else:
+        config = preset(preset_name)
+    if vgg_weights is not None:
+        config = config.replace(loss=dataclasses.replace(config.loss, vgg_weights=Path(vgg_weights)))
+    if checkpoint_every is not None:
+        config = config.replace(checkpoint_every=int(checkpoint_every))
+    return config

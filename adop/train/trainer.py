@@ -8,7 +8,7 @@ loss and optimisers for one step; ``train`` owns the run folder, checkpoints and
       config.json           the resolved TrainConfig (TrainConfig.from_json reads it back)
       checkpoints/step-XXXXXXXX.pt   the last ``keep_checkpoints`` checkpoints (adop.train.checkpoint)
       train_log.jsonl       one JSON line per ``log_every`` steps (loss, lr, it/s, ETA) and per quick evaluation
-      model/                the exported model (adop.train.export), written at the end
+      model/                the exported model (adop.model.trained), written at the end
 
 Every step's batch, crops and dropout are drawn from generators seeded by ``(seed, step)``, and a checkpoint holds all
 other state, so ``train(..., resume=True)`` after a SIGKILL continues exactly where the last checkpoint left off.
@@ -27,13 +27,14 @@ import torch
 
 import adop
 from adop.errors import InputError
-from adop.model.losses import PhotometricLoss
+from adop.nn.losses import PhotometricLoss
 from adop.storage import write_text_atomic
 from adop.train.checkpoint import list_checkpoints, load_latest_checkpoint, rng_state, save_checkpoint, set_rng_state
-from adop.train.config import TrainConfig
-from adop.train.data import SceneData, batch_for_step, load_scene_data, step_generator, steps_per_epoch
-from adop.train.export import MODEL_DIR, export_model
-from adop.train.model import SceneModel
+from adop.model.config import TrainConfig
+from adop.scene.photos import SceneData, load_scene_data
+from adop.train.data import batch_for_step, step_generator, steps_per_epoch
+from adop.model.trained import MODEL_DIR, export_model
+from adop.model.scene_model import SceneModel
 from adop.train.optim import PlateauSchedule, build_optimizers, unlocked
 from adop.train.progress import ProgressCallback, ProgressReporter
 

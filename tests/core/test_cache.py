@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,27 +94,56 @@ def test_stale_building_folders_are_cleaned(tmp_path: Path) -> None:
     assert ws.clean_stale_builds() == 1 and not leftover.exists()
 
 
-def _slow_build(root: str, marker: str) -> str:
+def _get_or_build(root: str, marker: str, building: Any = None, release: Any = None) -> tuple[str, bool]:
+    """One process's ``get_or_build``; with events, its build announces itself and waits to be released."""
     ws = Workspace(Path(root))
 
     def build(out: Path) -> None:
         with open(marker, "a") as handle:
             handle.write("built\n")
-        time.sleep(1.0)
+        if building is not None:
+            building.set()
+            assert release.wait(120)
         _write(out)
 
-    ref, _ = ws.get_or_build("stage", "1", {}, {"same": True}, build)
-    return json.dumps(ref.to_dict())
+    ref, built = ws.get_or_build("stage", "1", {}, {"same": True}, build)
+    return json.dumps(ref.to_dict()), built
 
 
+def _lock_has_a_waiter(lock: Path) -> bool:
+    """Whether a process is blocked in ``flock`` on ``lock`` (Linux ``/proc/locks``: waiters are marked ``->``)."""
+    inode = os.stat(lock).st_ino
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "->" in fields:
+            where = fields[fields.index("->") + 5]
+            if int(where.split(":")[-1]) == inode:
+                return True
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/locks").is_file(), reason="needs Linux /proc/locks to see a blocked process")
 def test_two_processes_build_once(tmp_path: Path) -> None:
-    marker = tmp_path / "builds.log"
-    with multiprocessing.get_context("spawn").Pool(2) as pool:
-        results = pool.starmap(_slow_build, [(str(tmp_path / "ws"), str(marker))] * 2)
-    refs = [ArtifactRef.from_dict(json.loads(r)) for r in results]
-    assert refs[0] == refs[1]
+    """The second process asks while the first is building: it waits on the key's lock, then reuses the result."""
+    marker, root = tmp_path / "builds.log", tmp_path / "ws"
+    key, _ = compute_key("stage", "1", {}, {"same": True})
+    lock = Workspace(root).locks / f"stage-{key}.lock"
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(2) as pool:
+        building, release = manager.Event(), manager.Event()
+        first = pool.apply_async(_get_or_build, (str(root), str(marker), building, release))
+        assert building.wait(120), "the first build never started"
+        second = pool.apply_async(_get_or_build, (str(root), str(marker)))
+        deadline = time.monotonic() + 120
+        while not _lock_has_a_waiter(lock):  # the second process is now blocked behind the first build
+            assert time.monotonic() < deadline and not second.ready(), "the second process did not wait on the lock"
+            time.sleep(0.02)
+        release.set()
+        (first_ref, first_built), (second_ref, second_built) = first.get(120), second.get(120)
+    refs = [ArtifactRef.from_dict(json.loads(r)) for r in (first_ref, second_ref)]
+    assert refs[0] == refs[1] and first_built and not second_built
     assert marker.read_text().count("built") == 1
-    assert Workspace(tmp_path / "ws").check(refs[0])
+    assert Workspace(root).check(refs[0])
 
 
 def test_unwritable_workspace_is_a_clear_error(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Frame naming, sequence checks, 8-bit PNG writing, atomic output and folder checks."""
+"""Frame naming, sequence checks, 8-bit PNG writing (adop.images), atomic output and folder checks (adop.storage)."""
 
 from __future__ import annotations
 
@@ -6,19 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adop.deliver import (
-    atomic_output,
-    ensure_writable_dir,
-    frame_name,
-    frame_pattern,
-    hash_pattern,
-    parse_frame_name,
-    read_image,
-    sequence_info,
-    write_png,
-)
-from adop.deliver.atomic import check_free_space
-from adop.errors import InputError, StageError
+from adop.deliver import frame_name, frame_pattern, hash_pattern, parse_frame_name, sequence_info
+from adop.errors import InputError
+from adop.images import read_image, write_png
+from adop.storage import atomic_path, ensure_free_space, ensure_writable_dir
 
 
 def test_frame_naming() -> None:
@@ -53,10 +44,10 @@ def test_png_round_trip(tmp_path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ldr.1001.png"]
 
 
-def test_atomic_output_leaves_nothing_on_error(tmp_path) -> None:
+def test_atomic_path_leaves_nothing_on_error(tmp_path) -> None:
     final = tmp_path / "x.1001.png"
     with pytest.raises(RuntimeError):
-        with atomic_output(final) as tmp:
+        with atomic_path(final) as tmp:
             tmp.write_bytes(b"half a frame")
             raise RuntimeError("renderer crashed")
     assert list(tmp_path.iterdir()) == []
@@ -70,6 +61,6 @@ def test_folder_that_is_a_file(tmp_path) -> None:
 
 
 def test_free_space_check(tmp_path) -> None:
-    check_free_space(tmp_path, 1, "a tiny file")
-    with pytest.raises(StageError, match="not enough disk space"):
-        check_free_space(tmp_path, 1 << 62, "a huge movie")
+    ensure_free_space(tmp_path, 1, "a tiny file")
+    with pytest.raises(InputError, match="not enough free disk space"):
+        ensure_free_space(tmp_path, 1 << 62, "a huge movie")

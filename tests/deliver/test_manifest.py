@@ -12,12 +12,11 @@ from adop.deliver import (
     frame_name,
     make_contact_sheet,
     make_deliverables,
-    read_image,
     verify_manifest,
     write_exr,
     write_manifest,
-    write_png,
 )
+from adop.images import read_image, write_png
 from adop.errors import InputError, StageError
 from adop.paths import look_at, orbit_path
 

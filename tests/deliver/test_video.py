@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adop.deliver import encode_video, ffmpeg_version, frame_name, probe_video, write_png
+from adop.deliver import encode_video, ffmpeg_version, frame_name, probe_video
+from adop.images import write_png
 from adop.errors import InputError, StageError
 
 

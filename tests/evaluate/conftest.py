@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from adop.evaluate import train_comparisons
-from adop.model.losses import LossConfig
+from adop.train import train_comparisons
+from adop.nn.losses import LossConfig
 from adop.synth import TINY, generate_capture_set
 from adop.train import SamplerConfig, ScheduleConfig, TrainConfig, preset, train
 

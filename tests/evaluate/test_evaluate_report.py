@@ -9,15 +9,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from adop.cli import app
 from adop.evaluate import evaluate, half_masks, score_gain_view, score_view
 from adop.evaluate.baselines import fill_nearest
 from adop.evaluate.protocol import _adam_fit, fit_correction
 from adop.evaluate.synthetic import pearson, remove_linear_trend, response_error, umeyama
 from adop.errors import InputError
-from adop.model.lpips import ENV_VAR
-from adop.model.tonemapper import Tonemapper, TonemapperConfig
-from adop.train.cli import eval_command
+from adop.nn.lpips import ENV_VAR
+from adop.nn.tonemapper import Tonemapper, TonemapperConfig
+
+
+def eval_json(run: Path, *extra: str) -> dict:
+    """`adop eval RUN --json` as a user runs it; the printed report."""
+    result = CliRunner().invoke(app, ["eval", str(run), "--json", *extra])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
 
 
 def test_report_of_a_micro_run(eval_run: Path, eval_set: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,9 +58,8 @@ def test_report_of_a_micro_run(eval_run: Path, eval_set: Path, monkeypatch: pyte
     assert "| full |" in Path(report.summary_path).read_text()
 
 
-def test_eval_command_prints_json(eval_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    eval_command(eval_run, json_output=True, baselines=False)
-    data = json.loads(capsys.readouterr().out)
+def test_eval_command_prints_json(eval_run: Path) -> None:
+    data = eval_json(eval_run, "--no-baselines")
     assert [m["name"] for m in data["methods"]] == ["full"]
 
 
@@ -72,8 +79,7 @@ def test_report_scores_lpips_with_local_weights(eval_run: Path, lpips_folder: Pa
     summary = Path(report.summary_path).read_text()
     assert f"| {report.method('full').mean_lpips:.3f} |" in summary and "/ LPIPS)" in summary
     monkeypatch.setenv(ENV_VAR, str(lpips_folder))  # the environment variable does the same for `adop eval`
-    eval_command(eval_run, json_output=True, baselines=False)
-    full = json.loads(capsys.readouterr().out)["methods"][0]
+    full = eval_json(eval_run, "--no-baselines")["methods"][0]
     assert full["mean_lpips"] == pytest.approx(report.method("full").mean_lpips)
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "absent"))
     with pytest.raises(InputError, match="LPIPS weights folder"):

@@ -16,7 +16,7 @@ import pytest
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow]
 
-STAGES = ("ingest", "sfm", "scene", "train", "render", "deliver")
+STAGES = ("ingest", "sfm", "scene", "train", "path", "render", "deliver")
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,7 @@ def test_second_run_is_cached_and_damage_is_repaired(tmp_path: Path, prefect_env
     shutil.rmtree(artifact)  # Prefect still has a cached record pointing at it
     third = adop_run(capture, workspace, prefect_env)
     assert third.returncode == 0, third.stderr[-3000:]
-    assert "missing or damaged artifact; rebuilding" in third.stderr
+    assert "missing or damaged artifact in this workspace; rebuilding" in third.stderr
     assert (artifact / "capture.json").is_file()
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from adop.errors import InputError
 from adop.paths import (
+    load_camera_path,
     CameraPath,
     check_path,
     look_at,
@@ -113,7 +114,7 @@ def test_json_round_trip(tmp_path) -> None:
     rot, trans, _ = _ring_capture()
     path = orbit_path(rot, trans, np.zeros(3), width=64, height=48, fps=25, seconds=1)
     file = path.save(tmp_path / "orbit.json")
-    back = CameraPath.from_json(file)
+    back = load_camera_path(file)
     assert np.array_equal(back.rotations, path.rotations) and (back.width, back.height, back.fps) == (64, 48, 25)
     assert np.array_equal(back.translations, path.translations)
     assert np.array_equal(back.intrinsics, path.intrinsics)
@@ -141,13 +142,13 @@ def test_bad_path_files_give_clear_errors(tmp_path, text: str, match: str) -> No
     file = tmp_path / "bad.json"
     file.write_text(text)
     with pytest.raises(InputError, match=match) as info:
-        CameraPath.from_json(file)
+        load_camera_path(file)
     assert "bad.json" in str(info.value)
 
 
 def test_missing_file_and_bad_rotation(tmp_path) -> None:
     with pytest.raises(InputError, match="cannot read"):
-        CameraPath.from_json(tmp_path / "nope.json")
+        load_camera_path(tmp_path / "nope.json")
     doc = {
         "format": "adop.camera_path",
         "version": 1,
@@ -161,7 +162,7 @@ def test_missing_file_and_bad_rotation(tmp_path) -> None:
     }
     (tmp_path / "r.json").write_text(json.dumps(doc))
     with pytest.raises(InputError, match="proper rotations"):
-        CameraPath.from_json(tmp_path / "r.json")
+        load_camera_path(tmp_path / "r.json")
 
 
 def test_check_path_flags_empty_and_too_close_frames(caplog) -> None:

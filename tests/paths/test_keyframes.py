@@ -10,7 +10,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from adop.errors import InputError
-from adop.paths import CameraPath, keyframe_path, keyframes_from_path, look_at, orbit_path
+from adop.paths import CameraPath, keyframe_path, keyframes_from_path, load_camera_path, look_at, orbit_path
 
 
 def _doc(**top) -> dict:
@@ -98,7 +98,7 @@ def test_written_path_is_editable(tmp_path) -> None:
     assert doc["kind"] == "keyframes" and len(doc["frames"]) == len(path)
     doc["keyframes"][1]["position"] = [2, -1, 0]  # an edit to the keyframes wins over the stale frames
     (tmp_path / "edited.json").write_text(json.dumps(doc))
-    edited = CameraPath.from_json(tmp_path / "edited.json")
+    edited = load_camera_path(tmp_path / "edited.json")
     assert np.allclose(edited.centers()[10], [2, -1, 0], atol=1e-9)
 
 
@@ -137,7 +137,7 @@ def test_bad_keyframes(tmp_path, edit, match) -> None:
         keyframe_path(file)
         return
     with pytest.raises(InputError, match=match) as info:
-        CameraPath.from_json(file)
+        load_camera_path(file)
     assert "keys.json" in str(info.value)
 
 

@@ -68,10 +68,21 @@ def test_cuda_matches_torch_reference(case: dict, ghost: bool) -> None:
 
 
 def test_cuda_runs_on_the_current_stream() -> None:
+    """The kernels must be ordered after earlier work on the caller's stream, not on the default stream.
+
+    On a side stream, the point positions are first NaN, then (after a busy-wait kernel of tens of milliseconds)
+    overwritten with the real ones. A rasterizer launched on the side stream sees the real positions; one launched
+    on another stream would read the NaNs (every point culled) and the depth buffers would not match the reference.
+    """
     scene = random_scene(3, points=5000, views=2, size=(64, 48))
+    real = scene.positions.cuda()
+    torch.cuda.synchronize()
     stream = torch.cuda.Stream()
     with torch.cuda.stream(stream):
-        out = rasterize(scene.positions.cuda(), scene.descriptors.cuda(), scene.background.cuda(),
+        positions = torch.full_like(real, float("nan"))
+        torch.cuda._sleep(200_000_000)  # busy GPU cycles on this stream only
+        positions.copy_(real)
+        out = rasterize(positions, scene.descriptors.cuda(), scene.background.cuda(),
                         scene.rotations.cuda(), scene.translations.cuda(), scene.intrinsics.cuda(), scene.size,
                         config=RasterConfig(dropout=0.0, backend="cuda"))
     stream.synchronize()

@@ -18,7 +18,7 @@ from adop.reconstruct.preprocess import (
     remove_duplicates,
     remove_lonely,
 )
-from adop.scene.model import PointCloud
+from adop.scene.types import PointCloud
 
 
 def _plane(n: int = 2000, seed: int = 0) -> PointCloud:

@@ -23,6 +23,8 @@ from adop.scene import load_scene
 
 LUND = Path(__file__).resolve().parents[1] / "data" / "lund" / "images"
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def lund(tmp_path_factory: pytest.TempPathFactory) -> SceneReport:

@@ -1,8 +1,8 @@
 """SfM accuracy on the synthetic `tiny` set (24 views at 320x240, known cameras), matcher choice and camera grouping.
 
 Bounds fit `tiny` (measured with the default global mapper: 24/24, 0.07 deg median rotation error, 0.02 % centre
-error, 0.19 px, focal within 0.1 %; the incremental mapper: 0.24 deg, 0.06 %); the `small` set meets the stricter
-issue bounds (see benchmarks/reconstruct.py).
+error, 0.19 px, focal within 0.1 %; the incremental mapper: 0.24 deg, 0.06 %); the `small` set meets stricter
+bounds (measured with benchmarks/reconstruct.py).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ def tiny_scene(tiny_capture: SynthManifest, tmp_path_factory: pytest.TempPathFac
     return reconstruct(Path(tiny_capture.images_dir), out, SfmConfig(num_threads=2))
 
 
+@pytest.mark.slow
 def test_matches_reference_tiny(tiny_scene: SceneReport, tiny_capture: SynthManifest) -> None:
     truth = load_scene(Path(tiny_capture.scene_dir))
     accuracy = pose_accuracy(load_scene(tiny_scene.scene_dir), truth)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adop.synth import CameraSimulation, ImageExposure, ResponseCurve, Vignette, build_world, render_radiance
-from adop.synth.files import read_image
+from adop.synth import CameraSimulation, ImageExposure, ResponseCurve, Vignette, build_world, trace_radiance
+from adop.images import read_image
 
 
 def _formula(radiance: np.ndarray, model: dict, image: dict, gain_of) -> np.ndarray:
@@ -38,8 +38,8 @@ def test_formula_reproduces_capture_images(micro_set) -> None:
     assert abs(np.log(images[by_white_balance]["white_balance"])).sum() > 0.15
     for index in sorted({by_deviation, by_white_balance}):
         image, frame = images[index], scene.frames[index]
-        radiance = render_radiance(world, scene.cameras[0], frame.rotation, frame.translation, preset.supersampling)
-        photo = _blocks(read_image(scene.image_path(frame, micro_set.manifest.scene_dir)))
+        radiance = trace_radiance(world, scene.cameras[0], frame.rotation, frame.translation, preset.supersampling)
+        photo = _blocks(read_image(scene.image_path(frame, micro_set.manifest.scene_dir), "float"))
 
         def error(entry: dict) -> float:
             predicted = _blocks(_formula(radiance, model, entry, micro_set.exposure_gain))  # noqa: B023
@@ -55,7 +55,7 @@ def test_formula_reproduces_capture_images(micro_set) -> None:
 
 def test_exposure_scales_linear_signal(micro_set) -> None:
     """The same radiance photographed one and two thirds of a stop apart differs by 2^ΔEV after inverting the CRF."""
-    radiance = read_image(micro_set.gt / "heldout" / "heldout_00.exr")
+    radiance = read_image(micro_set.gt / "heldout" / "heldout_00.exr", "float")
     sim = CameraSimulation(scale=micro_set.model["scale"])
     table = np.asarray(micro_set.model["response"]["table"])
     xs = np.linspace(0.0, 1.0, table.shape[1])
@@ -86,7 +86,7 @@ def test_response_and_vignette_match_json(micro_set) -> None:
 
 
 def test_radiance_spans_several_stops(micro_set) -> None:
-    radiance = read_image(micro_set.gt / "heldout" / "heldout_00.exr")
+    radiance = read_image(micro_set.gt / "heldout" / "heldout_00.exr", "float")
     luminance = radiance @ np.array([0.2126, 0.7152, 0.0722])
     low, high = np.percentile(luminance, [1, 99.9])
     assert np.log2(high / low) >= 4.0

@@ -14,14 +14,14 @@ import numpy as np
 
 from adop.scene import Camera
 from adop.synth.check import MarkerObservation, find_markers, magenta_coverage
-from adop.synth.files import read_image
+from adop.images import read_image
 
 
 def _heldout_observations(micro_set, camera: Camera | None = None) -> list[MarkerObservation]:
     found = []
     heldout = micro_set.heldout
     for frame in heldout.frames:
-        radiance = read_image(heldout.image_path(frame, micro_set.manifest.heldout_dir))
+        radiance = read_image(heldout.image_path(frame, micro_set.manifest.heldout_dir), "float")
         coverage = magenta_coverage(radiance, micro_set.markers["radiance"])
         found += find_markers(
             coverage, camera or heldout.cameras[0], frame, micro_set.marker_positions, micro_set.markers["radius"]
@@ -33,7 +33,7 @@ def _capture_observations(micro_set, camera: Camera | None = None) -> list[Marke
     found = []
     scene, model = micro_set.scene, micro_set.model
     for frame, image in zip(scene.frames, model["images"]):
-        pixels = read_image(scene.image_path(frame, micro_set.manifest.scene_dir))
+        pixels = read_image(scene.image_path(frame, micro_set.manifest.scene_dir), "float")
         radiance = micro_set.linearize(pixels, model, image)
         valid = pixels.max(axis=-1) < 0.98  # clipped pixels carry no colour information
         coverage = magenta_coverage(radiance, micro_set.markers["radiance"])

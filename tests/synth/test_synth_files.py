@@ -12,7 +12,7 @@ import pytest
 from adop.errors import InputError
 from adop.exif import read_exposure
 from adop.synth import TINY, generate_capture_set, true_camera
-from adop.synth.files import read_image
+from adop.images import read_image
 
 
 def test_smoke_layout(micro_set) -> None:
@@ -59,7 +59,7 @@ def test_heldout(micro_set) -> None:
         assert image is not None, oiio.geterror()
         assert image.spec().format == oiio.FLOAT and image.spec().nchannels == 3
         image.close()
-        radiance = read_image(path)
+        radiance = read_image(path, "float")
         assert radiance.shape == (preset.height, preset.width, 3)
         assert np.isfinite(radiance).all() and radiance.min() > 0
 

@@ -9,7 +9,8 @@ import torch
 
 from adop.raster import RasterConfig, rasterize
 from adop.train import SamplerConfig
-from adop.train.data import batch_for_step, load_scene_data, sample_crop, step_generator, warp_crop
+from adop.scene.photos import load_scene_data
+from adop.train.data import batch_for_step, sample_crop, step_generator, warp_crop
 
 
 def _points(n: int = 4000) -> tuple[torch.Tensor, torch.Tensor]:

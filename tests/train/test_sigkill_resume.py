@@ -26,7 +26,7 @@ def test_sigkill_mid_run_then_resume(micro_scene: Path, tmp_path: Path) -> None:
     run = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(Path(adop.__file__).parent.parent)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "adop.train", str(micro_scene), "--out", str(run), "--config", str(config_file)],
+        [sys.executable, "-m", "adop", "train", str(micro_scene), "--out", str(run), "--config", str(config_file)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

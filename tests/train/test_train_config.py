@@ -1,4 +1,4 @@
-"""Tests of adop.train.config and presets: JSON round trip, hashes, validation, the holdout split."""
+"""Tests of adop.model.config and presets: JSON round trip, hashes, validation, the holdout split."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from adop.errors import InputError
-from adop.model.losses import LossConfig
-from adop.train import PRESETS, TrainConfig, holdout_split, preset
-from adop.train.data import load_scene_data
+from adop.nn.losses import LossConfig
+from adop.scene.photos import holdout_split
+from adop.train import PRESETS, TrainConfig, preset
+from adop.scene.photos import load_scene_data
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

@@ -10,9 +10,10 @@ import torch
 from train_helpers import micro_config
 
 from adop.errors import InputError
-from adop.train import PRESETS, load_trained_model, train
+from adop.model import load_trained_model
+from adop.train import PRESETS, train
 from adop.train.checkpoint import list_checkpoints, load_latest_checkpoint
-from adop.train.data import load_scene_data
+from adop.scene.photos import load_scene_data
 from adop.train.trainer import _LoopState, _Session
 
 
@@ -30,7 +31,7 @@ def test_smoke(name: str, micro_scene: Path, tmp_path: Path) -> None:
     assert result.steps == 2 and result.resumed_from is None
     assert [step for step, _ in list_checkpoints(tmp_path / "run")] == [2, 1]
     model = load_trained_model(tmp_path / "run")
-    assert (model.model.environment is not None) == config.environment_map
+    assert (model.scene_model.environment is not None) == config.environment_map
     image = model.render_frame(1)
     assert image.shape == (3, 48, 64) and torch.isfinite(image).all()
 
@@ -44,7 +45,7 @@ def test_optimisation_lowers_the_loss(micro_scene: Path, tmp_path: Path) -> None
     assert result.heldout_psnr is not None and result.heldout_psnr > 10.0
     model = load_trained_model(tmp_path / "run")
     # camera groups unlocked after epoch 1: the exposures moved away from their EXIF start
-    tm = model.model.tonemapper
+    tm = model.scene_model.tonemapper
     assert float((tm.exposure - tm.exposure_init).abs().max()) > 1e-4
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adop.model.losses import LossConfig
+from adop.nn.losses import LossConfig
 from adop.synth import TINY
 from adop.train import SamplerConfig, ScheduleConfig, TrainConfig, preset
 

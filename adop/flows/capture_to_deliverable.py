@@ -1,0 +1,158 @@
+"""The main job: a capture set in, a scene, a trained model and deliverables out.
+
+    ingest ─► sfm ─► scene ─► train ─► path ─► render (one task per frame chunk) ─► deliver
+
+Every stage is a cached Prefect task over the workspace's artifact cache (``adop.flows.stage``), keyed by the content
+of its inputs, its parameters and its version: a rerun skips what is done, a changed parameter reruns only what
+depends on it. ``sfm`` (pycolmap database + model) and ``scene`` (cleanup + ADOP preprocessing) are separate
+artifacts, so a new cleanup parameter reruns only ``scene``. Training checkpoints live in ``WS/runs/<key>`` (outside
+the artifact), so a killed training resumes when the flow is rerun. ``path`` is the fly-through planned from the
+trained model's own poses and points. Each render chunk is its own artifact, so a new exposure or path rerenders
+only what changed. Run it with ``adop run CAPTURE_DIR --workspace DIR``; with no Prefect server configured it runs in
+Prefect's local ephemeral mode.
+"""
+
+# No ``from __future__ import annotations`` here: Prefect builds the flow's parameter model from the signature in a
+# fresh process, and postponed annotations would leave ``PipelineOptions`` unresolved there.
+
+import adop.flows  # noqa: F401  (Prefect environment defaults before Prefect is imported)
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.states import Failed
+
+from adop.cache import ArtifactRef, Workspace
+from adop.deliver.delivery import make_deliverables
+from adop.errors import AdopError
+from adop.evaluate import evaluate, heldout_metrics
+from adop.flows.stage import ArtifactBuild, Stages, stage, stage_logger
+from adop.ingest import IngestConfig, find_image_dir, ingest_photos
+from adop.model import TrainConfig, load_trained_model
+from adop.paths import FlyThroughConfig, load_camera_path
+from adop.pipeline import PipelineOptions
+from adop.reconstruct import CleanupConfig, SfmConfig, build_scene, run_sfm
+from adop.render import RenderConfig, camera_path_for, chunk_ranges, render_chunk
+from adop.storage import link_or_copy, link_tree
+from adop.train import train
+
+CAMERA_PATH_FILE = "camera_path.json"
+MODEL_FILES = ("model", "config.json", "train_log.jsonl", "eval")
+"""What of a training run folder becomes the ``train`` artifact (checkpoints stay behind in the run folder)."""
+
+
+@stage("ingest", version=1)
+def ingest_capture(build: ArtifactBuild, *, images: Path, config: IngestConfig) -> None:
+    """Check the photos of the capture set and bring the usable ones into the workspace."""
+    ingest_photos(images, build.folder, config)
+
+
+@stage("sfm", version=1)
+def structure_from_motion(build: ArtifactBuild, *, capture: ArtifactRef, config: SfmConfig) -> None:
+    """Features, matches and the sparse model (pycolmap)."""
+    run_sfm(capture.folder / "images", build.folder, config)
+
+
+@stage("scene", version=1)
+def build_point_scene(build: ArtifactBuild, *, capture: ArtifactRef, sfm: ArtifactRef, config: CleanupConfig) -> None:
+    """Cleanup, normals and ADOP's point preprocessing; writes the scene folder and the reconstruction report."""
+    build_scene(sfm.folder, capture.folder / "images", build.folder, config)
+
+
+@stage("train", version=1)
+def train_model(build: ArtifactBuild, *, scene: ArtifactRef, config: TrainConfig) -> None:
+    """Train (resuming from the run folder's last checkpoint), score the held-out views, keep the finished model."""
+    run_dir = build.scratch_dir()
+    logger = stage_logger()
+
+    def progress(step: int, total: int, metrics: dict) -> None:
+        if step == total or step % max(1, total // 20) == 0:
+            logger.info("train: step %d/%d %s", step, total,
+                        {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
+
+    train(scene.folder, run_dir, config, resume=True, progress=progress, bar=False)
+    try:
+        evaluate(run_dir, baselines=False)
+    except Exception as error:  # noqa: BLE001 - the metrics are a report on the model, not the model
+        logger.warning("evaluation of %s failed: %s", run_dir, error)
+    for name in MODEL_FILES:
+        if (run_dir / name).exists():
+            link_tree(run_dir / name, build.folder / name)
+
+
+@stage("path", version=1)
+def plan_fly_through(build: ArtifactBuild, *, model: ArtifactRef, config: FlyThroughConfig,
+                     path_file: Path | None) -> None:
+    """The camera path to render: the user's file (an input, hashed by content) or one planned from the model."""
+    camera_path = camera_path_for(load_trained_model(model.folder), config.replace(file=path_file))
+    camera_path.save(build.folder / CAMERA_PATH_FILE)
+
+
+@stage("render", version=1)
+def render_frames(build: ArtifactBuild, *, model: ArtifactRef, path: ArtifactRef, frames: tuple[int, int],
+                  config: RenderConfig) -> None:
+    """Render the path frames ``[start, stop)`` as half EXR + PNG."""
+    camera_path = load_camera_path(path.folder / CAMERA_PATH_FILE)
+    render_chunk(load_trained_model(model.folder), camera_path, range(*frames), build.folder, config)
+
+
+@stage("deliver", version=1)
+def deliver_frames(build: ArtifactBuild, *, chunks: list[ArtifactRef], model: ArtifactRef, path: ArtifactRef,
+                   name: str) -> None:
+    """Collect the frames, encode H.264 + ProRes, draw the contact sheet, write delivery.json."""
+    sequences: dict[str, list[Path]] = {".exr": [], ".png": []}
+    for chunk in chunks:
+        for file in sorted(chunk.folder.iterdir()):
+            if file.suffix in sequences:
+                target = build.folder / file.suffix.lstrip(".") / file.name
+                target.parent.mkdir(exist_ok=True)
+                link_or_copy(file, target)
+                sequences[file.suffix].append(target)
+    camera_path = load_camera_path(path.folder / CAMERA_PATH_FILE)
+    make_deliverables(sorted(sequences[".png"]), build.folder, name=name, fps=camera_path.fps,
+                      hdr_frames=sorted(sequences[".exr"]), camera_path=camera_path,
+                      metrics=heldout_metrics(model.folder))
+
+
+@flow(name="capture-to-deliverable", log_prints=True)
+def capture_to_deliverable(
+    capture_dir: str, workspace: str, options: PipelineOptions = PipelineOptions()
+) -> dict[str, Any]:
+    """Turn a capture set into deliverables, skipping every stage whose inputs have not changed."""
+    try:
+        return run_pipeline(Path(capture_dir), Workspace(Path(workspace)), options)
+    except AdopError as error:
+        return Failed(message=str(error))  # type: ignore[return-value]
+
+
+def run_pipeline(capture_dir: Path, workspace: Workspace, options: PipelineOptions) -> dict[str, Any]:
+    """The stages in order, as far as ``options.stop_after``; returns ``Stages.summary()``."""
+    workspace.clean_stale_builds()
+    stages = Stages(workspace)
+    capture = stages.run(ingest_capture, images=find_image_dir(capture_dir).resolve(), config=options.ingest)
+    if not options.runs("reconstruct"):
+        return stages.summary()
+
+    sfm = stages.run(structure_from_motion, capture=capture, config=options.sfm)
+    scene = stages.run(build_point_scene, capture=capture, sfm=sfm, config=options.cleanup)
+    get_run_logger().info("scene ready: %s (report: %s)", scene.folder, scene.folder / "reconstruction_summary.txt")
+    if not options.runs("train"):
+        return stages.summary()
+
+    model = stages.run(train_model, scene=scene, config=options.train_config())
+    if not options.runs("render"):
+        return stages.summary()
+
+    fly_through = options.fly_through
+    path = stages.run(plan_fly_through, model=model, config=fly_through.replace(file=None),
+                      path_file=None if fly_through.file is None else fly_through.file.resolve())
+    frame_count = len(load_camera_path(path.folder / CAMERA_PATH_FILE).rotations)
+    chunks = [stages.run(render_frames, model=model, path=path, frames=frames, config=options.render)
+              for frames in chunk_ranges(frame_count, options.render.chunk_size)]
+    if not options.runs("deliver"):
+        return stages.summary()
+
+    delivery = stages.run(deliver_frames, chunks=chunks, model=model, path=path, name=options.render.name)
+    get_run_logger().info("deliverables: %s", delivery.folder)
+    return stages.summary()

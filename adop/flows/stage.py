@@ -1,0 +1,200 @@
+"""How a pipeline stage runs: one Prefect task over the workspace's artifact cache, named and versioned once.
+
+A stage is written as a plain function over domain arguments that fills the folder it is given::
+
+    @stage("sfm", version=1)
+    def structure_from_motion(build: ArtifactBuild, *, capture: ArtifactRef, config: SfmConfig) -> None:
+        run_sfm(capture.folder / "images", build.folder, config)
+
+``@stage`` turns it into a ``Stage``: its ``task`` is the Prefect task (keyword arguments: ``workspace`` plus the
+domain arguments; it returns the artifact reference as a JSON dict), and the flow runs it with ``Stages.run``. The
+artifact key is computed from the arguments alone: ``ArtifactRef``s, lists of them, ``Path``s and ``bytes`` are
+*inputs*, hashed by content; everything else (configs, numbers, strings) is a *parameter*, hashed as canonical JSON.
+Prefect caches the reference under the same key (so a rerun shows the stage as ``Cached``), and the workspace cache
+guarantees the artifact itself. Two guards cover Prefect's known pitfalls: a reference from Prefect's result cache is
+always looked up again, by stage and key, in the workspace being run (so a moved or copied workspace never resolves
+into another folder, and a deleted or damaged artifact is rebuilt with ``refresh_cache``); and a finished artifact is
+found even when Prefect's record of it is gone.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import Task, get_run_logger, task
+from prefect.context import TaskRunContext
+from prefect.exceptions import MissingContextError
+from prefect.states import Failed, State
+
+from adop.cache import ArtifactRef, Workspace, compute_key
+from adop.config import Config
+from adop.errors import AdopError, StageError
+
+RESULTS_DIR = "prefect-results"
+"""Where in a workspace Prefect keeps its cached stage results (relative, so a copied workspace brings its own)."""
+SCRATCH_DIR = "runs"
+"""Where in a workspace a stage keeps resumable work (training checkpoints), one folder per artifact key."""
+
+
+def stage_logger() -> logging.Logger | logging.LoggerAdapter:
+    """Prefect's run logger inside a flow or task run (so lines reach the run log), else this module's logger."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ArtifactBuild:
+    """What a stage function is handed: the empty folder to fill, and where resumable work may live."""
+
+    folder: Path
+    """The artifact being built (a temporary folder, renamed into place when the function returns)."""
+    key: str
+    """The artifact key."""
+    workspace: Path
+    """The workspace root."""
+
+    def scratch_dir(self) -> Path:
+        """``WS/runs/<key>``: a folder that outlives a killed build (checkpoints), for a rerun to resume from."""
+        return self.workspace / SCRATCH_DIR / self.key
+
+
+def _is_input(value: Any) -> bool:
+    if isinstance(value, (ArtifactRef, Path, bytes)):
+        return True
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, ArtifactRef) for v in value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Config):
+        return value.to_dict()
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+class Stage:
+    """One pipeline stage: its name and version, the function that builds its artifact, and its Prefect task."""
+
+    def __init__(self, build: Callable[..., None], *, name: str, version: int) -> None:
+        self.name = name
+        self.version = f"{name}-{version}"
+        self.build = build
+        parameters = list(inspect.signature(build).parameters.values())[1:]
+        if any(p.kind is not inspect.Parameter.KEYWORD_ONLY for p in parameters):
+            raise TypeError(f"stage {name}: the arguments after the build folder must be keyword-only")
+
+        def run(**arguments: Any) -> dict[str, str] | State:
+            return self._build(Path(arguments.pop("workspace")), arguments)
+
+        workspace = inspect.Parameter("workspace", inspect.Parameter.KEYWORD_ONLY, annotation=str)
+        run.__signature__ = inspect.Signature([workspace, *parameters])  # type: ignore[attr-defined]
+        run.__name__ = run.__qualname__ = build.__name__
+        run.__doc__ = build.__doc__
+        run.__module__ = build.__module__
+        self.task: Task = task(
+            run, name=name, description=(build.__doc__ or "").strip().split("\n")[0],
+            cache_key_fn=self._prefect_cache_key, persist_result=True, result_serializer="json",
+        )
+
+    def key(self, arguments: Mapping[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
+        """``(key, input fingerprints, parameters)`` of a call with these domain arguments."""
+        inputs = {name: value for name, value in arguments.items() if _is_input(value)}
+        params = {name: _plain(value) for name, value in arguments.items() if name not in inputs}
+        key, fingerprints = compute_key(self.name, self.version, inputs, params)
+        return key, fingerprints, params
+
+    def _prefect_cache_key(self, context: TaskRunContext, parameters: Mapping[str, Any]) -> str:
+        domain = {name: value for name, value in parameters.items() if name != "workspace"}
+        return f"adop-{self.name}-{self.key(domain)[0]}"
+
+    def _build(self, workspace: Path, arguments: dict[str, Any]) -> dict[str, str] | State:
+        """The task body: reuse or build the artifact; a user-facing error becomes a one-line Failed state.
+
+        Errors adop raises on purpose (bad input, SfM that cannot register) carry an actionable message and no
+        traceback is useful to the user; anything else propagates with its traceback (a bug).
+        """
+        key, fingerprints, params = self.key(arguments)
+        try:
+            ws = Workspace(workspace)
+            ref, built = ws.get_or_build_keyed(
+                self.name, self.version, key, fingerprints, params,
+                lambda out: self.build(ArtifactBuild(folder=out, key=key, workspace=ws.root), **arguments),
+            )
+        except AdopError as error:
+            return Failed(message=str(error))
+        stage_logger().info("%s: %s artifact %s", self.name, "built" if built else "reused", ref.key)
+        return ref.to_dict()
+
+
+def stage(name: str, *, version: int) -> Callable[[Callable[..., None]], Stage]:
+    """Declare a stage function (see the module docstring); bump ``version`` when its output changes meaning."""
+
+    def decorate(build: Callable[..., None]) -> Stage:
+        return Stage(build, name=name, version=version)
+
+    return decorate
+
+
+@dataclass
+class StageRecord:
+    """How one stage ran in a flow: its Prefect state names and the artifacts it returned, in call order."""
+
+    states: list[str] = field(default_factory=list)
+    artifacts: list[ArtifactRef] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"state": ",".join(sorted(set(self.states))), "artifact": self.artifacts[-1].to_dict()}
+        if len(self.artifacts) > 1:
+            record["chunks"] = [ref.to_dict() for ref in self.artifacts]
+        return record
+
+
+class Stages:
+    """Runs stages over one workspace and records how each ran (for the flow's summary)."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self.records: dict[str, StageRecord] = {}
+
+    def run(self, stage: Stage, **arguments: Any) -> ArtifactRef:
+        """Run ``stage`` with these domain arguments; return its artifact in this workspace.
+
+        Raises:
+            StageError: the stage failed (its message is the one-line reason).
+        """
+        logger = stage_logger()
+        bound = stage.task.with_options(result_storage=self.workspace.root / RESULTS_DIR)
+        call = dict(arguments, workspace=str(self.workspace.root))
+        state = bound(**call, return_state=True)
+        ref = self._resolve(stage, state)
+        if ref is None:
+            logger.warning("stage %s: the cached result points at a missing or damaged artifact in this workspace; "
+                           "rebuilding", stage.name)
+            state = bound.with_options(refresh_cache=True)(**call, return_state=True)
+            ref = self._resolve(stage, state)
+            if ref is None:  # pragma: no cover - a build that returns is always published and valid
+                raise StageError(f"stage {stage.name} finished without a valid artifact")
+        logger.info("stage %s: %s -> %s", stage.name, state.name, ref.path)
+        record = self.records.setdefault(stage.name, StageRecord())
+        record.states.append(state.name)
+        record.artifacts.append(ref)
+        return ref
+
+    def _resolve(self, stage: Stage, state: State) -> ArtifactRef | None:
+        if state.is_failed():
+            raise StageError(state.message or f"stage {stage.name} failed")
+        cached = ArtifactRef.from_dict(state.result())
+        found = self.workspace.lookup(stage.name, cached.key)
+        return found if found is not None and found.digest == cached.digest else None
+
+    def summary(self) -> dict[str, Any]:
+        """``{"workspace": root, "stages": {name: {"state", "artifact"[, "chunks"]}}}`` in the order stages ran."""
+        return {"workspace": str(self.workspace.root),
+                "stages": {name: record.to_dict() for name, record in self.records.items()}}

@@ -1,0 +1,116 @@
+"""The stage tasks called directly (``Stage.task.fn``), and the flow in-process under ``prefect_test_harness``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from prefect.states import State
+
+from adop.cache import ArtifactRef, Workspace
+from adop.flows.capture_to_deliverable import capture_to_deliverable, ingest_capture, structure_from_motion
+from adop.flows.stage import Stage, stage
+from adop.ingest import IngestConfig
+from adop.pipeline import PipelineOptions
+from adop.reconstruct import SfmConfig
+from imaging import write_capture, write_photo
+
+
+def test_ingest_task_builds_once_then_reuses(tmp_path: Path) -> None:
+    photos = write_capture(tmp_path / "photos", count=3)
+    ws = tmp_path / "ws"
+    first = ingest_capture.task.fn(workspace=str(ws), images=photos, config=IngestConfig())
+    assert isinstance(first, dict) and first["stage"] == "ingest"
+    folder = Path(first["path"])
+    assert folder.parent == ws.resolve() / "artifacts" / "ingest"
+    assert sorted(p.name for p in (folder / "images").iterdir()) == ["photo_00.jpg", "photo_01.jpg", "photo_02.jpg"]
+    manifest = (folder / "manifest.json").read_text()
+    again = ingest_capture.task.fn(workspace=str(ws), images=photos, config=IngestConfig())
+    assert again == first and (folder / "manifest.json").read_text() == manifest  # reused, not rebuilt
+
+
+def test_stage_key_follows_content_and_parameters_not_location(tmp_path: Path) -> None:
+    photos = write_capture(tmp_path / "a", count=3)
+    copy = Path(shutil.copytree(photos, tmp_path / "b"))
+    key = ingest_capture.key({"images": photos, "config": IngestConfig()})[0]
+    assert ingest_capture.key({"images": copy, "config": IngestConfig()})[0] == key
+    assert ingest_capture.key({"images": photos, "config": IngestConfig(min_images=4)})[0] != key
+    write_photo(copy / "photo_01.jpg", seed=99)  # same name, other bytes
+    assert ingest_capture.key({"images": copy, "config": IngestConfig()})[0] != key
+
+
+def test_upstream_artifacts_are_inputs_by_digest(tmp_path: Path) -> None:
+    ref = ArtifactRef(stage="ingest", key="k", path=str(tmp_path / "anywhere"), digest="d1")
+    moved = ArtifactRef(stage="ingest", key="k", path=str(tmp_path / "elsewhere"), digest="d1")
+    other = ArtifactRef(stage="ingest", key="k", path=str(tmp_path / "anywhere"), digest="d2")
+    key = structure_from_motion.key({"capture": ref, "config": SfmConfig()})[0]
+    assert structure_from_motion.key({"capture": moved, "config": SfmConfig()})[0] == key
+    assert structure_from_motion.key({"capture": other, "config": SfmConfig()})[0] != key
+    assert structure_from_motion.key({"capture": ref, "config": SfmConfig(mapper="incremental")})[0] != key
+
+
+def test_a_user_error_in_a_stage_is_one_failed_line(tmp_path: Path) -> None:
+    photos = write_capture(tmp_path / "photos", count=2)
+    state = ingest_capture.task.fn(workspace=str(tmp_path / "ws"), images=photos, config=IngestConfig())
+    assert isinstance(state, State) and state.is_failed()
+    assert "only 2 usable photo(s)" in state.message and "\n" not in state.message
+    assert not list((tmp_path / "ws" / "artifacts").glob("ingest/*"))  # nothing that looks finished
+
+
+def test_stage_arguments_must_be_keyword_only() -> None:
+    def positional(build, capture, config) -> None:  # noqa: ANN001
+        pass
+
+    with pytest.raises(TypeError, match="keyword-only"):
+        stage("broken", version=1)(positional)
+    assert isinstance(ingest_capture, Stage) and ingest_capture.version == "ingest-1"
+
+
+@pytest.fixture(scope="module")
+def harness():
+    """One Prefect test server (SQLite, temporary) for the in-process flow runs of this module."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+def _ingest_only(capture: Path, workspace: Path, options: object) -> dict:
+    state = capture_to_deliverable(str(capture), str(workspace), options, return_state=True)
+    assert state.is_completed(), state.message
+    return state.result()
+
+
+@pytest.mark.flow
+@pytest.mark.slow
+def test_flow_reruns_cached_and_a_copied_workspace_stays_inside_itself(harness: None, tmp_path: Path) -> None:
+    capture = write_capture(tmp_path / "capture" / "images", count=3).parent
+    ws = tmp_path / "ws"
+    options = {"stop_after": "ingest", "ingest": {"min_images": 3}}  # a deployment passes JSON like this
+    first = _ingest_only(capture, ws, options)["stages"]["ingest"]
+    assert first["state"] == "Completed"
+    second = _ingest_only(capture, ws, PipelineOptions(stop_after="ingest"))["stages"]["ingest"]
+    assert second["state"] == "Cached" and second["artifact"] == first["artifact"]
+
+    copy = Path(shutil.copytree(ws, tmp_path / "copy"))
+    in_copy = _ingest_only(capture, copy, options)["stages"]["ingest"]
+    assert in_copy["state"] == "Cached"
+    assert Path(in_copy["artifact"]["path"]).is_relative_to(copy.resolve())  # never the original's folder
+
+    damaged = Path(in_copy["artifact"]["path"]) / "capture.json"
+    damaged.write_text("{}")
+    repaired = _ingest_only(capture, copy, options)["stages"]["ingest"]
+    assert Path(repaired["artifact"]["path"]).is_relative_to(copy.resolve())
+    assert json.loads(damaged.read_text())["images"]  # rebuilt in the copy
+    assert Workspace(ws).lookup("ingest", first["artifact"]["key"]) is not None  # the original is untouched
+
+
+@pytest.mark.flow
+@pytest.mark.slow
+def test_flow_refuses_unknown_options(harness: None, tmp_path: Path) -> None:
+    capture = write_capture(tmp_path / "capture", count=3)
+    state = capture_to_deliverable(str(capture), str(tmp_path / "ws"), {"sfm": {"mapper": "typo"}},
+                                   return_state=True)
+    assert state.is_failed()
