@@ -1,6 +1,6 @@
 """adop: a capture set in, a trained ADOP point-based neural renderer and studio deliverables out.
 
-The library never imports Prefect; `flows/` wraps it. See docs/conventions.md for coordinate and camera conventions.
+The library never imports Prefect; `adop.flows` wraps it (README, Layout). See docs/conventions.md for coordinate and camera conventions.
 """
 
 # pycolmap's wheel bundles a zlib that, when pycolmap is imported first, makes every later zlib user abort with

@@ -4,7 +4,7 @@
   server heartbeat; with both set, a run talks only to its own server.
 - No server configured means Prefect's local ephemeral mode; the first start of its server on a fresh Prefect home
   (database migrations) can take longer than Prefect's 20 s default limit on a small machine, so the limit is raised.
-- Library loggers (``adop.*``) are forwarded into the run logs.
+- Library loggers (``adop.*``) are forwarded into the run logs; outside a run they log locally, without a warning.
 Values the user already set win.
 """
 
@@ -18,6 +18,7 @@ DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     "PREFECT_UI_ENABLED": "false",
     "PREFECT_LOGGING_EXTRA_LOGGERS": "adop",
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
 }
 
 

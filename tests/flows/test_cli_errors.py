@@ -61,3 +61,16 @@ def test_unknown_training_preset(tmp_path: Path) -> None:
     write_capture(tmp_path / "cap", count=3)
     _fails_cleanly(["run", str(tmp_path / "cap"), "--workspace", str(tmp_path / "ws"), "--preset", "fastest"],
                    "preset")
+
+
+def test_reconstruct_with_a_mapper_typo(tmp_path: Path) -> None:
+    write_capture(tmp_path / "cap", count=3)
+    _fails_cleanly(["reconstruct", str(tmp_path / "cap"), "--out", str(tmp_path / "scene"), "--mapper", "typo"],
+                   "SfmConfig.mapper must be one of 'global', 'incremental'")
+    assert not (tmp_path / "scene").exists()
+
+
+def test_run_with_a_mapper_typo_fails_before_prefect_starts(tmp_path: Path) -> None:
+    write_capture(tmp_path / "cap", count=3)
+    _fails_cleanly(["run", str(tmp_path / "cap"), "--workspace", str(tmp_path / "ws"), "--mapper", "typo"],
+                   "SfmConfig.mapper must be one of")

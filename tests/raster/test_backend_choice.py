@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -28,10 +29,13 @@ def test_kernel_sources_live_inside_the_package(monkeypatch: pytest.MonkeyPatch)
 @pytest.mark.slow
 def test_a_built_wheel_ships_the_kernels(tmp_path: Path) -> None:
     """A non-editable install must find the kernels too, so the wheel has to carry them."""
-    root = PACKAGE.parents[1]
+    root, source = PACKAGE.parents[1], tmp_path / "source"  # build from a copy: the build leaves files behind
+    shutil.copytree(root / "adop", source / "adop", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(root / name, source / name)
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
-         str(root)], capture_output=True, text=True, timeout=600,
+         str(source)], capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (wheel,) = tmp_path.glob("adop-*.whl")
