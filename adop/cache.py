@@ -49,18 +49,33 @@ def _files_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".building-"))
 
 
+_FILE_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+"""sha256 by (path, size, mtime, inode): a Prefect cache key and the task body hash the same inputs once per process."""
+
+
+def _file_digest(file: Path) -> str:
+    stat = file.stat()
+    signature = (str(file.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    digest = _FILE_DIGESTS.get(signature)
+    if digest is None:
+        if len(_FILE_DIGESTS) > 100_000:
+            _FILE_DIGESTS.clear()
+        digest = _FILE_DIGESTS[signature] = sha256_file(file)
+    return digest
+
+
 def sha256_tree(path: Path) -> str:
     """Content hash of a file or a folder (relative names + bytes of every file; empty folders do not count)."""
     path = Path(path)
     if path.is_file():
-        return sha256_file(path)
+        return _file_digest(path)
     if not path.is_dir():
         raise InputError(f"{path} does not exist")
     digest = hashlib.sha256()
     for file in _files_under(path):
         digest.update(file.relative_to(path).as_posix().encode())
         digest.update(b"\0")
-        digest.update(sha256_file(file).encode())
+        digest.update(_file_digest(file).encode())
     return digest.hexdigest()
 
 

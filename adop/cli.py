@@ -137,7 +137,7 @@ def run(
     _setup_logging(False)
     image_dir = find_image_dir(capture_dir)  # fail fast on user mistakes, before Prefect starts
     if not list_image_files(image_dir).images:
-        raise AdopError(f"{image_dir} holds no JPEG/PNG/TIFF photos; point to the folder that holds them")
+        raise AdopError(f"{image_dir} holds no JPEG/PNG/TIFF/BMP photos; point to the folder that holds them")
     ensure_writable_dir(workspace, "workspace")
     if path_file is not None and not path_file.is_file():
         raise AdopError(f"camera path file {path_file} does not exist")
@@ -188,7 +188,7 @@ def train(
     result = train_scene(scene_dir, out, train_config, resume=resume, max_steps=max_steps)
     psnr = "" if result.heldout_psnr is None else f", held-out PSNR {result.heldout_psnr:.2f} dB"
     console.print(f"trained {result.steps} steps ({result.epochs:.1f} epochs) in {result.elapsed_s / 60:.1f} min{psnr}; "
-                  f"model in {result.model_dir}")
+                  f"model in {result.model_dir}", markup=False, highlight=False)
 
 
 @app.command(name="eval")
@@ -211,7 +211,7 @@ def evaluate(
     _setup_logging(False)
     report = evaluate_run(run_dir, ground_truth_dir=ground_truth, baselines=baselines, lpips_weights=lpips_weights)
     shown = Path(report.report_path if json_output else report.summary_path)
-    console.print(shown.read_text(encoding="utf-8"), markup=False, highlight=False)
+    sys.stdout.write(shown.read_text(encoding="utf-8").rstrip("\n") + "\n")  # verbatim: JSON must stay JSON
 
 
 @app.command()

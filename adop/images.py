@@ -2,7 +2,8 @@
 
 Every image adop reads or writes goes through here, so a capture set means the same files to every command and a
 photo decodes the same way in ingest, training and evaluation. OpenImageIO does the decoding and encoding; it is
-imported where it is used, so the modules that only need the suffix rules import without it.
+imported where it is used (and torch only for ``read_photo``), so the modules that only need the suffix rules import
+without them.
 """
 
 from __future__ import annotations
@@ -11,16 +12,19 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import Tensor
 
 from adop.errors import InputError, ShapeError, StageError
 from adop.storage import atomic_path
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff"})
-"""File suffixes (lower case) of the photos a capture set may hold: JPEG, PNG and TIFF."""
+if TYPE_CHECKING:
+    from torch import Tensor
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"})
+"""File suffixes (lower case) of the photos a capture set may hold: JPEG, PNG, TIFF and BMP (what both OpenImageIO
+and COLMAP's image reader decode; WebP is not among them, COLMAP cannot read it)."""
 
 SYSTEM_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 """Files that operating systems leave in photo folders; never photos and never worth a warning."""
@@ -85,6 +89,9 @@ def read_photo(path: Path, scale: float = 1.0) -> Tensor:
     Raises:
         InputError: the file cannot be read.
     """
+    import torch
+    import torch.nn.functional as F
+
     arr = read_image(path, "uint8")
     if arr.ndim == 2:
         arr = arr[:, :, None]

@@ -158,7 +158,7 @@ def scan_photos(image_dir: Path, config: IngestConfig = IngestConfig()) -> Captu
         found = f"only {len(report.images)} usable photo(s)" if report.images else "no usable photos"
         hint = f" (skipped: {', '.join(sorted(report.skipped))})" if report.skipped else ""
         raise InputError(
-            f"{image_dir} has {found}{hint}; at least {config.min_images} overlapping JPEG/PNG/TIFF photos "
+            f"{image_dir} has {found}{hint}; at least {config.min_images} overlapping JPEG/PNG/TIFF/BMP photos "
             "are needed — add photos or point to the folder that holds them"
         )
     if report.missing_exif:

@@ -3,7 +3,9 @@
 A farm job can die at any moment (preemption, out of memory, a full disk). Every file adop produces is therefore
 written to a hidden temporary sibling and renamed into place only once it is complete (``os.replace`` is atomic within
 one file system), so a file or folder under its final name is always whole; a crash leaves at most a hidden
-``.name.partial-*`` entry, which no sequence glob, manifest or loader picks up. A full disk or a folder that cannot be
+``.stem.partial-PID-HEX.ext`` entry. It keeps the suffix (writers choose the format by it), so a bare ``*.png`` glob
+would see it: adop never globs for outputs, and frame sequences are matched by their ``name.####.ext`` pattern, which a
+partial name never fits. A full disk or a folder that cannot be
 written is the user's to fix, so both raise one ``InputError`` that says so.
 """
 

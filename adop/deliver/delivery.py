@@ -1,6 +1,6 @@
 """The ``deliver`` stage as one library call: movies, contact sheet, path file and manifest from rendered frames.
 
-The flow's task wraps `make_deliverables`; everything it writes is atomic (see `adop.deliver.atomic`), and the
+The flow's task wraps `make_deliverables`; everything it writes is atomic (see `adop.storage`), and the
 manifest is written last, so a delivery folder with a ``delivery.json`` is complete and verifiable.
 """
 
@@ -79,7 +79,7 @@ def make_deliverables(
         extra: further manifest fields (e.g. ``{"tonemapper": "learned", "job": ...}``).
 
     Raises:
-        InputError: unwritable folder, bad or gappy sequence. StageError: ffmpeg failed or the disk is too full.
+        InputError: unwritable folder, bad or gappy sequence, a disk too full. StageError: ffmpeg failed.
     """
     out = ensure_writable_dir(folder)
     files = [Path(f) for f in ldr_frames]

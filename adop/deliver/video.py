@@ -113,8 +113,8 @@ def encode_video(
         ``output``.
 
     Raises:
-        InputError: no frames, a gap in the sequence, an unwritable output folder.
-        StageError: too little disk space, or ffmpeg failed (with the tail of its log); no movie is left behind.
+        InputError: no frames, a gap in the sequence, an unwritable output folder, too little disk space.
+        StageError: ffmpeg failed (with the tail of its log); no movie is left behind.
     """
     output = Path(output)
     folder, stem, ext, first, count = sequence_info([Path(f) for f in frames])

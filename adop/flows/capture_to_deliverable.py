@@ -89,7 +89,7 @@ def plan_fly_through(build: ArtifactBuild, *, model: ArtifactRef, config: FlyThr
     camera_path.save(build.folder / CAMERA_PATH_FILE)
 
 
-@stage("render", version=1)
+@stage("render", version=1, chunked=True)
 def render_frames(build: ArtifactBuild, *, model: ArtifactRef, path: ArtifactRef, frames: tuple[int, int],
                   config: RenderConfig) -> None:
     """Render the path frames ``[start, stop)`` as half EXR + PNG."""

@@ -82,9 +82,10 @@ def _plain(value: Any) -> Any:
 class Stage:
     """One pipeline stage: its name and version, the function that builds its artifact, and its Prefect task."""
 
-    def __init__(self, build: Callable[..., None], *, name: str, version: int) -> None:
+    def __init__(self, build: Callable[..., None], *, name: str, version: int, chunked: bool = False) -> None:
         self.name = name
         self.version = f"{name}-{version}"
+        self.chunked = chunked
         self.build = build
         parameters = list(inspect.signature(build).parameters.values())[1:]
         if any(p.kind is not inspect.Parameter.KEYWORD_ONLY for p in parameters):
@@ -110,9 +111,12 @@ class Stage:
         key, fingerprints = compute_key(self.name, self.version, inputs, params)
         return key, fingerprints, params
 
-    def _prefect_cache_key(self, context: TaskRunContext, parameters: Mapping[str, Any]) -> str:
+    def _prefect_cache_key(self, context: TaskRunContext, parameters: Mapping[str, Any]) -> str | None:
         domain = {name: value for name, value in parameters.items() if name != "workspace"}
-        return f"adop-{self.name}-{self.key(domain)[0]}"
+        try:
+            return f"adop-{self.name}-{self.key(domain)[0]}"
+        except AdopError:
+            return None  # no cache key: the task body runs and reports the same error as one Failed line
 
     def _build(self, workspace: Path, arguments: dict[str, Any]) -> dict[str, str] | State:
         """The task body: reuse or build the artifact; a user-facing error becomes a one-line Failed state.
@@ -120,8 +124,8 @@ class Stage:
         Errors adop raises on purpose (bad input, SfM that cannot register) carry an actionable message and no
         traceback is useful to the user; anything else propagates with its traceback (a bug).
         """
-        key, fingerprints, params = self.key(arguments)
         try:
+            key, fingerprints, params = self.key(arguments)
             ws = Workspace(workspace)
             ref, built = ws.get_or_build_keyed(
                 self.name, self.version, key, fingerprints, params,
@@ -133,11 +137,14 @@ class Stage:
         return ref.to_dict()
 
 
-def stage(name: str, *, version: int) -> Callable[[Callable[..., None]], Stage]:
-    """Declare a stage function (see the module docstring); bump ``version`` when its output changes meaning."""
+def stage(name: str, *, version: int, chunked: bool = False) -> Callable[[Callable[..., None]], Stage]:
+    """Declare a stage function (see the module docstring); bump ``version`` when its output changes meaning.
+
+    ``chunked``: the flow runs the stage once per chunk of work (render frames); the summary lists every chunk.
+    """
 
     def decorate(build: Callable[..., None]) -> Stage:
-        return Stage(build, name=name, version=version)
+        return Stage(build, name=name, version=version, chunked=chunked)
 
     return decorate
 
@@ -148,10 +155,11 @@ class StageRecord:
 
     states: list[str] = field(default_factory=list)
     artifacts: list[ArtifactRef] = field(default_factory=list)
+    chunked: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         record: dict[str, Any] = {"state": ",".join(sorted(set(self.states))), "artifact": self.artifacts[-1].to_dict()}
-        if len(self.artifacts) > 1:
+        if self.chunked:
             record["chunks"] = [ref.to_dict() for ref in self.artifacts]
         return record
 
@@ -182,7 +190,7 @@ class Stages:
             if ref is None:  # pragma: no cover - a build that returns is always published and valid
                 raise StageError(f"stage {stage.name} finished without a valid artifact")
         logger.info("stage %s: %s -> %s", stage.name, state.name, ref.path)
-        record = self.records.setdefault(stage.name, StageRecord())
+        record = self.records.setdefault(stage.name, StageRecord(chunked=stage.chunked))
         record.states.append(state.name)
         record.artifacts.append(ref)
         return ref

@@ -33,6 +33,11 @@ class PoseAccuracy:
     """Diagonal of the bounding box of the true camera centres (a stricter yardstick)."""
     focal_ratio: float
     """Median estimated / true focal length over the compared frames."""
+    median_pairwise_rotation_deg: float = 0.0
+    """Median over all pairs of frames of the angle between the estimated and the true relative rotation: needs no
+    alignment, so one badly placed camera cannot hide behind the fit."""
+    p90_pairwise_rotation_deg: float = 0.0
+    """90th percentile of the same angle."""
 
     @property
     def median_center_error_relative(self) -> float:
@@ -60,6 +65,7 @@ def pose_accuracy(estimated: Scene, truth: Scene) -> PoseAccuracy:
         relative = true.rotation.T @ (est.rotation @ rotation.T)
         angles.append(np.degrees(np.arccos(np.clip((np.trace(relative) - 1.0) / 2.0, -1.0, 1.0))))
     angles_arr = np.array(angles)
+    pairwise = pairwise_rotation_errors([e.rotation for e, _ in pairs], [t.rotation for _, t in pairs])
     true_points = truth.points.positions
     source = true_points if len(true_points) >= 10 else truth.centers()
     low, high = np.percentile(source, [1, 99], axis=0)
@@ -77,4 +83,16 @@ def pose_accuracy(estimated: Scene, truth: Scene) -> PoseAccuracy:
         scene_extent=float(np.linalg.norm(high - low)),
         camera_extent=float(np.linalg.norm(all_true.max(0) - all_true.min(0))),
         focal_ratio=float(np.median(focal)),
+        median_pairwise_rotation_deg=float(np.median(pairwise)),
+        p90_pairwise_rotation_deg=float(np.percentile(pairwise, 90)),
     )
+
+
+def pairwise_rotation_errors(estimated: list[np.ndarray], truth: list[np.ndarray]) -> np.ndarray:
+    """Angles (degrees) between ``R_i R_jᵀ`` estimated and true, for every pair ``i < j`` of world→camera rotations."""
+    errors = []
+    for i in range(len(estimated)):
+        for j in range(i + 1, len(estimated)):
+            difference = (truth[i] @ truth[j].T).T @ (estimated[i] @ estimated[j].T)
+            errors.append(np.degrees(np.arccos(np.clip((np.trace(difference) - 1.0) / 2.0, -1.0, 1.0))))
+    return np.array(errors)

@@ -103,9 +103,12 @@ def build_scene(sfm_dir: Path, image_dir: Path, out_dir: Path, config: CleanupCo
     with watch("save"):
         save_scene(scene, out_dir)
     with watch("quicklook"):
+        check = sfm_report.get("check")
+        verdict = "" if not check else (
+            f", check {'ok' if check['consistent'] else 'FAILED'} {check['pairs_agreeing']}/{check['pairs_checked']}")
         caption = (
             f"{len(scene.frames)}/{sfm_report['images_found']} images registered, {len(points):,} points, "
-            f"{sfm_report['mean_reprojection_error']:.2f} px  (top-down; orange = cameras)"
+            f"{sfm_report['mean_reprojection_error']:.2f} px{verdict}  (top-down; orange = cameras)"
         )
         write_png(out_dir / QUICKLOOK_FILE, render_quicklook(scene, up, config.quicklook_size, caption))
     report = SceneReport(
@@ -138,11 +141,16 @@ def summarize(report: SceneReport) -> str:
         + (f"; {sfm['downscaled_for_sift']} images downscaled for SIFT" if sfm["downscaled_for_sift"] else ""),
         f"  SfM:      {sfm['num_points']:,} points, mean reprojection error {sfm['mean_reprojection_error']:.3f} px, "
         f"mean track length {sfm['mean_track_length']:.2f}",
+        *_check_lines(sfm),
         f"  cleanup:  {c.points_in:,} → {c.after_outliers:,} (outliers) → {c.after_voxel:,} (voxel) → "
         f"{p.points_out:,} points (-{p.duplicates_removed} duplicates, -{p.lonely_removed} lonely, "
         f"+{p.points_added} densified); normals and drop-out radius stored",
         f"  time:     SfM {sfm['total_seconds']:.1f} s ({colmap}); scene {sum(t.wall_s for t in report.timings):.1f} s",
     ]
+    if p.duplicates_removed > 0.2 * max(1, c.after_voxel):
+        lines.append(f"  warning:  {p.duplicates_removed / max(1, c.after_voxel):.0%} of the points were duplicates "
+                     "(closer than the duplicate tolerance to another point): the model may be degenerate; see the "
+                     "check above")
     if sfm["unregistered"]:
         lines.append(f"  not registered: {', '.join(sfm['unregistered'][:20])}"
                      + (" ..." if len(sfm["unregistered"]) > 20 else ""))
@@ -151,3 +159,24 @@ def summarize(report: SceneReport) -> str:
     lines.append(f"  look: {QUICKLOOK_FILE} (top-down: points in colour, cameras orange)")
     return "\n".join(lines) + "\n"
 
+
+def _check_lines(sfm: dict[str, Any]) -> list[str]:
+    """The model check's verdict and evidence (absent in reports of SfM folders made before the check existed)."""
+    check = sfm.get("check")
+    if not check:
+        return []
+    verdict = "consistent" if check["consistent"] else "INCONSISTENT"
+    focal = "" if check["focal_prior_ratio"] is None else f", focal {check['focal_prior_ratio']:.3f}× EXIF"
+    lines = [
+        f"  check:    {verdict}: {check['pairs_agreeing']}/{check['pairs_checked']} two-view rotations agree "
+        f"(median {check['median_disagreement_deg']:.2f}°, p90 {check['p90_disagreement_deg']:.2f}°), "
+        f"{check['explained_matches']:.0%} of verified matches explained{focal}, "
+        f"{check['collapsed_cameras']} collapsed cameras",
+        f"  model:    {sfm.get('mapper_reason') or sfm['mapper']}",
+    ]
+    if check["cameras_without_focal_prior"]:
+        lines.append(f"  note:     {check['cameras_without_focal_prior']} camera(s) had no EXIF focal length; the "
+                     "global mapper depends on a good focal prior, so the incremental model was checked too")
+    lines += [f"  problem:  {reason}" for reason in check["reasons"]]
+    lines += [f"  note:     {note}" for note in check.get("notes", [])]
+    return lines

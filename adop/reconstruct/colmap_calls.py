@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pycolmap
 
 from adop.errors import InputError, StageError
@@ -136,6 +137,50 @@ def map_images(
     shutil.rmtree(work, ignore_errors=True)  # models are kept in memory; the chosen one is written once
     models = sorted(found.values(), key=lambda r: (r.num_reg_images(), r.num_points3D()), reverse=True)
     return Attempt(matcher, mapper, tuple(int(m.num_reg_images()) for m in models)), models
+
+
+def refine_principal_point(model: pycolmap.Reconstruction, config: SfmConfig) -> pycolmap.Reconstruction | None:
+    """A copy of ``model`` after a bundle adjustment that also refines principal points, or None when a principal
+    point moved further than ``config.principal_point_max_offset`` of the long side from the image centre."""
+    refined = pycolmap.Reconstruction(model)
+    options = pycolmap.BundleAdjustmentOptions()
+    options.refine_principal_point = True
+    pycolmap.bundle_adjustment(refined, options)
+    for camera in refined.cameras.values():
+        offset = np.hypot(camera.principal_point_x - camera.width / 2, camera.principal_point_y - camera.height / 2)
+        if offset > config.principal_point_max_offset * max(camera.width, camera.height):
+            log.warning("principal point refinement moved camera %d by %.0f px; keeping the centred one",
+                        camera.camera_id, offset)
+            return None
+    return refined
+
+
+def remove_coincident_points(model: pycolmap.Reconstruction, tolerance: float) -> int:
+    """Delete every 3-D point that coincides (closer than ``tolerance`` × the cloud's robust extent) with a point of
+    a longer track seen in a common image; returns how many were deleted.
+
+    SIFT keeps up to two orientations of one keypoint, so one image can hold two keypoints at the same spot; each
+    starts its own track and the mapper (and, more so, retriangulation) triangulates the same surface point twice.
+    """
+    from scipy.spatial import cKDTree
+
+    from adop.reconstruct.preprocess import extent
+
+    ids = list(model.point3D_ids())
+    if len(ids) < 2 or tolerance <= 0:
+        return 0
+    positions = np.array([model.points3D[i].xyz for i in ids])
+    pairs = cKDTree(positions).query_pairs(tolerance * extent(positions), output_type="ndarray")
+    doomed: set[int] = set()
+    for a, b in pairs:
+        point_a, point_b = model.points3D[ids[a]], model.points3D[ids[b]]
+        images_a = {element.image_id for element in point_a.track.elements}
+        if ids[a] in doomed or ids[b] in doomed or not images_a & {e.image_id for e in point_b.track.elements}:
+            continue
+        doomed.add(ids[b] if point_a.track.length() >= point_b.track.length() else ids[a])
+    for point_id in doomed:
+        model.delete_point3D(point_id)
+    return len(doomed)
 
 
 def retriangulate(

@@ -15,6 +15,7 @@ from pathlib import Path
 import pycolmap
 
 from adop.errors import StageError
+from adop.reconstruct.check import ModelCheck
 
 _FEATURELESS = 100  # keypoints; below this an image is effectively blank for SIFT
 _NO_BASELINE = {"PANORAMIC", "PLANAR_OR_PANORAMIC"}
@@ -138,5 +139,21 @@ def explain_failure(
     )
     if registered:
         advice += " To accept the partial model, lower --min-registered-fraction."
+    lines.append(advice)
+    return "\n".join(lines)
+
+
+def explain_inconsistency(check: ModelCheck, mappers: list[str]) -> str:
+    """The message of the ``SfmFailure`` raised when no mapper's model agrees with the database's evidence."""
+    lines = [f"SfM found no model that its own matches support (tried: {', '.join(dict.fromkeys(mappers))}): "
+             + "; ".join(check.reasons) + "."]
+    if check.inconsistent_images:
+        lines.append(f"Images the kept model contradicts most: {_names(list(check.inconsistent_images))}.")
+    advice = ("What to do: add photos that overlap more (60-80 % between neighbours) and move between shots; "
+              "where the photos have no EXIF focal length, give one (the camera's or the lens's) or keep it in the "
+              "files; try the other matcher (--matcher exhaustive or sequential); remove photos of other places.")
+    if check.cameras_without_focal_prior:
+        advice += (f" {check.cameras_without_focal_prior} camera(s) had no focal length in EXIF, which is the usual "
+                   "cause of a wrong global model.")
     lines.append(advice)
     return "\n".join(lines)

@@ -33,10 +33,13 @@ from adop.reconstruct.colmap_calls import (
     map_images,
     match_pairs,
     pycolmap_errors,
+    refine_principal_point,
+    remove_coincident_points,
     retriangulate,
 )
+from adop.reconstruct.check import ModelCheck, check_model
 from adop.reconstruct.config import SfmConfig
-from adop.reconstruct.failure import SfmFailure, explain_failure, read_match_stats
+from adop.reconstruct.failure import SfmFailure, explain_failure, explain_inconsistency, read_match_stats
 from adop.reconstruct.images import ImageScan, looks_sequential, scan_images
 from adop.reconstruct.timing import StageTiming, Stopwatch
 from adop.storage import write_text_atomic
@@ -72,7 +75,9 @@ class SfmResult:
     mapper: str
     """The mapper whose model was kept (``global``, ``incremental`` or ``incremental-relaxed``)."""
     retries: int
+    """Retry rounds made because too few images registered (0 or 1)."""
     attempts: tuple[Attempt, ...]
+    """Every mapping run, in order: the first mapper, a retry round's, the mapper policy's second opinion."""
     models_found: tuple[int, ...]
     """Registered images per model of the chosen attempt, largest (chosen) first."""
     num_cameras: int
@@ -89,6 +94,10 @@ class SfmResult:
     config: dict[str, Any] = field(default_factory=dict)
     points_mapped: int = 0
     """Points of the mapper's model before retriangulation (``num_points`` is after it)."""
+    check: dict[str, Any] | None = None
+    """``ModelCheck.to_dict()`` of the kept model: the evidence and the verdict."""
+    mapper_reason: str = ""
+    """Why this mapper's model was kept (and over which other)."""
 
     @property
     def pycolmap_seconds(self) -> float:
@@ -151,8 +160,9 @@ def run_sfm(image_dir: Path, out_dir: Path, config: SfmConfig = SfmConfig(), pro
     with watch("colmap:match"), pycolmap_errors("matching"):
         match_pairs(database, matcher, config)
     step("match")
+    first = "incremental" if config.mapper == "incremental" else "global"
     with watch("colmap:map"), pycolmap_errors("mapping"):
-        attempt, models = map_images(database, Path(image_dir), out_dir / "_map", config, matcher, config.mapper)
+        attempt, models = map_images(database, Path(image_dir), out_dir / "_map", config, matcher, first)
     attempts = [attempt]
     step("map", registered=attempt.model_sizes[0] if attempt.model_sizes else 0)
     usable = len(scan.images) + len(scan.unreadable)
@@ -160,15 +170,95 @@ def run_sfm(image_dir: Path, out_dir: Path, config: SfmConfig = SfmConfig(), pro
         attempt, models = _retry(database, Path(image_dir), out_dir, config, matcher, usable, watch, attempts, models)
         if attempt.matcher != matcher:
             matcher, reason = attempt.matcher, f"retry, after {matcher} matching registered too few images"
+    retries = int(len(attempts) > 1)
+    choice = _choose_model(database, Path(image_dir), out_dir, config, matcher, usable, watch, attempts,
+                           Candidate(attempt, models, _check(attempt, models, database, config, watch)))
+    attempt, models = choice.attempt, choice.models
+    if config.refine_principal_point and models and _fraction(models, usable) >= config.min_registered_fraction:
+        with watch("colmap:principal_point"), pycolmap_errors("bundle adjustment"):
+            refined = refine_principal_point(models[0], config)
+        if refined is not None:
+            models = choice.models = [refined, *models[1:]]
     points_mapped = int(models[0].num_points3D()) if models else 0
     if config.retriangulate and models and _fraction(models, usable) >= config.min_registered_fraction:
         with watch("colmap:retriangulate"), pycolmap_errors("retriangulation"):
             denser = retriangulate(models[0], database, Path(image_dir), out_dir / "_retriangulate", config)
+        removed = remove_coincident_points(denser, config.duplicate_tolerance)
+        log.info("retriangulation: %d coincident points (one keypoint seen twice) removed", removed)
         if denser.num_points3D() > points_mapped:
             log.info("retriangulation: %d -> %d points", points_mapped, denser.num_points3D())
-            models = [denser, *models[1:]]
-    return _finish(out_dir, scan, config, matcher, reason, attempt, attempts, models, downscaled, database, watch,
+            models = choice.models = [denser, *models[1:]]
+    return _finish(out_dir, scan, config, matcher, reason, choice, attempts, retries, downscaled, database, watch,
                    points_mapped)
+
+
+@dataclass
+class Candidate:
+    """One mapper's model (largest first) and its check; ``why`` says why it was kept, once chosen."""
+
+    attempt: Attempt
+    models: list[pycolmap.Reconstruction]
+    check: ModelCheck | None
+    why: str = ""
+
+    def rank(self, usable: int, config: SfmConfig) -> tuple[bool, bool, int, float]:
+        """Consistent first, then enough registered images, then more of them, then more agreeing pairs."""
+        registered = self.models[0].num_reg_images() if self.models else 0
+        consistent = self.check is not None and self.check.consistent
+        return (consistent, registered >= config.min_registered_fraction * usable, registered,
+                self.check.agreement if self.check else 0.0)
+
+
+def _check(attempt: Attempt, models: list[pycolmap.Reconstruction], database: Path, config: SfmConfig,
+           watch: Stopwatch) -> ModelCheck | None:
+    if not models:
+        return None
+    with watch(f"check_{attempt.mapper}"):
+        result = check_model(models[0], database, config)
+    log.info("%s; explained matches %.0f%%", result.summary(), 100 * result.explained_matches)
+    for problem in (*result.reasons, *result.notes):
+        log.warning("model check: %s", problem)
+    return result
+
+
+def _choose_model(
+    database: Path, image_dir: Path, out_dir: Path, config: SfmConfig, matcher: str, usable: int, watch: Stopwatch,
+    attempts: list[Attempt], first: Candidate,
+) -> Candidate:
+    """The mapper policy: with ``auto``, also run the incremental mapper when the first model fails its check or the
+    set is small, and keep the model the evidence supports (``Candidate.rank``)."""
+    candidates = [first]
+    failed = first.check is None or not first.check.consistent
+    small = usable <= config.both_mappers_max_images
+    second_opinion = (config.mapper == "auto" and first.attempt.mapper == "global" and bool(first.models)
+                      and len(attempts) == 1)  # a retry round has already run the incremental mapper
+    if second_opinion and (failed or small):
+        why = "the global model failed its check" if failed else f"{usable} images: both mappers are cheap"
+        log.info("running the incremental mapper too (%s)", why)
+        with watch("colmap:map_incremental"), pycolmap_errors("mapping"):
+            attempt, models = map_images(database, image_dir, out_dir / "_map", config, matcher, "incremental")
+        attempts.append(attempt)
+        candidates.append(Candidate(attempt, models, _check(attempt, models, database, config, watch)))
+    chosen = max(candidates, key=lambda c: c.rank(usable, config))
+    if len(candidates) == 1:
+        chosen.why = f"mapper {config.mapper}" if config.mapper != "auto" else "the global model passed its check"
+    else:
+        others = [c for c in candidates if c is not chosen]
+        chosen.why = "; ".join(
+            f"kept {chosen.attempt.mapper} ({_describe(chosen, usable)}) over {other.attempt.mapper} "
+            f"({_describe(other, usable)})" for other in others
+        )
+    log.info("SfM model: %s", chosen.why)
+    return chosen
+
+
+def _describe(candidate: Candidate, usable: int) -> str:
+    registered = candidate.models[0].num_reg_images() if candidate.models else 0
+    if candidate.check is None:
+        return f"{registered}/{usable} registered, not checked"
+    verdict = "consistent" if candidate.check.consistent else "inconsistent"
+    return (f"{registered}/{usable} registered, {verdict}, {candidate.check.pairs_agreeing}/"
+            f"{candidate.check.pairs_checked} pairs agree")
 
 
 def _retry(
@@ -185,7 +275,7 @@ def _retry(
     if read_match_stats(database).overlapping_pairs == 0:
         log.warning("no image pair overlaps at all; a retry cannot help, so none is made")
         return best, models
-    other = "incremental" if config.mapper == "global" else "global"
+    other = "global" if attempts[0].mapper == "incremental" else "incremental"
     log.warning("only %d of %d images registered; retrying once: exhaustive matching, %s mapping, relaxed "
                 "incremental mapping", models[0].num_reg_images() if models else 0, usable, other)
     if matcher != "exhaustive":
@@ -214,10 +304,7 @@ def choose_matcher(names: list[str], config: SfmConfig) -> tuple[str, str]:
 
 
 def _check_config(config: SfmConfig) -> None:
-    if not 0.0 <= config.min_registered_fraction <= 1.0:
-        raise InputError(f"min_registered_fraction must lie in [0, 1], got {config.min_registered_fraction}")
-    if config.num_threads < 1:
-        raise InputError(f"num_threads must be at least 1, got {config.num_threads}")
+    """What the config cannot check by itself: files it names must exist when SfM runs."""
     if config.vocab_tree_path is not None and not Path(config.vocab_tree_path).is_file():
         raise InputError(f"the vocabulary tree file {config.vocab_tree_path} does not exist")
 
@@ -273,11 +360,11 @@ def _stepper(progress: Progress | None, total: int) -> Callable[..., None]:
 
 
 def _finish(
-    out_dir: Path, scan: ImageScan, config: SfmConfig, matcher: str, reason: str, attempt: Attempt,
-    attempts: list[Attempt], models: list[pycolmap.Reconstruction], downscaled: int, database: Path,
-    watch: Stopwatch, points_mapped: int,
+    out_dir: Path, scan: ImageScan, config: SfmConfig, matcher: str, reason: str, choice: Candidate,
+    attempts: list[Attempt], retries: int, downscaled: int, database: Path, watch: Stopwatch, points_mapped: int,
 ) -> SfmResult:
-    """Check the chosen model, then write it and the report (report last); raise ``SfmFailure`` otherwise."""
+    """Judge the chosen model, then write it and the report (report last); raise ``SfmFailure`` otherwise."""
+    attempt, models, check = choice.attempt, choice.models, choice.check
     with watch("write"):
         best = models[0] if models else None
         registered = sorted(best.image(i).name for i in best.reg_image_ids()) if best else []
@@ -297,6 +384,11 @@ def _finish(
                 unreadable=scan.unreadable,
             )
             raise SfmFailure(message, {**report_base, "match_stats": stats.to_dict()})
+        if check is not None and not check.consistent:
+            message = explain_inconsistency(check, [a.mapper for a in attempts])
+            if config.require_consistent:
+                raise SfmFailure(message, {**report_base, "check": check.to_dict()})
+            log.warning("%s (kept anyway: require_consistent is off)", message)
         if len(models) > 1:
             log.warning("COLMAP found %d models (%s registered images); keeping the largest", len(models),
                         ", ".join(str(s) for s in attempt.model_sizes))
@@ -308,13 +400,14 @@ def _finish(
         out_dir=out_dir, model_dir=model_dir, database_path=database, images_found=scan.num_files,
         registered=tuple(registered), unregistered=tuple(unregistered), unreadable=dict(scan.unreadable),
         duplicates=dict(scan.duplicates), registered_fraction=fraction, matcher=matcher, matcher_reason=reason, mapper=attempt.mapper,
-        retries=int(len(attempts) > 1), attempts=tuple(attempts), models_found=attempt.model_sizes,
+        retries=retries, attempts=tuple(attempts), models_found=attempt.model_sizes,
         num_cameras=len(cameras), camera_model=config.camera_model,
         focal_from_exif=sum(bool(c.has_prior_focal_length) for c in cameras), downscaled_for_sift=downscaled,
         num_points=int(best.num_points3D()), mean_reprojection_error=float(best.compute_mean_reprojection_error()),
         mean_track_length=float(best.compute_mean_track_length()),
         mean_observations_per_image=float(best.compute_mean_observations_per_reg_image()),
         timings=tuple(watch.rows), config=config.to_dict(), points_mapped=points_mapped,
+        check=None if check is None else check.to_dict(), mapper_reason=choice.why,
     )
     write_text_atomic(out_dir / SFM_REPORT_FILE, json.dumps(result.to_dict(), indent=1))
     log.info("SfM registered %d/%d images (%.0f%%), %d points, %.2f px mean reprojection error",

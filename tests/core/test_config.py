@@ -61,7 +61,7 @@ def test_unknown_fields_and_bad_choices_are_refused(cls: type[Config]) -> None:
 
 
 def test_a_mapper_typo_is_an_error_not_another_mapper() -> None:
-    with pytest.raises(InputError, match="mapper must be one of 'global', 'incremental'"):
+    with pytest.raises(InputError, match="mapper must be one of 'auto', 'global', 'incremental'"):
         SfmConfig(mapper="typo")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="max_image_size"):
         SfmConfig(max_image_size=10)

@@ -66,7 +66,7 @@ def test_unknown_training_preset(tmp_path: Path) -> None:
 def test_reconstruct_with_a_mapper_typo(tmp_path: Path) -> None:
     write_capture(tmp_path / "cap", count=3)
     _fails_cleanly(["reconstruct", str(tmp_path / "cap"), "--out", str(tmp_path / "scene"), "--mapper", "typo"],
-                   "SfmConfig.mapper must be one of 'global', 'incremental'")
+                   "SfmConfig.mapper must be one of 'auto', 'global', 'incremental'")
     assert not (tmp_path / "scene").exists()
 
 

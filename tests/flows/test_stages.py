@@ -114,3 +114,13 @@ def test_flow_refuses_unknown_options(harness: None, tmp_path: Path) -> None:
     state = capture_to_deliverable(str(capture), str(tmp_path / "ws"), {"sfm": {"mapper": "typo"}},
                                    return_state=True)
     assert state.is_failed()
+
+
+def test_a_missing_input_file_is_one_failed_line_not_a_traceback(tmp_path: Path) -> None:
+    from adop.flows.capture_to_deliverable import plan_fly_through
+    from adop.paths import FlyThroughConfig
+
+    model = ArtifactRef(stage="train", key="k", path=str(tmp_path / "model"), digest="d")
+    state = plan_fly_through.task.fn(workspace=str(tmp_path / "ws"), model=model, config=FlyThroughConfig(),
+                                     path_file=tmp_path / "no_such_path.json")
+    assert isinstance(state, State) and state.is_failed() and "does not exist" in state.message
