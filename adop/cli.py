@@ -75,6 +75,7 @@ def _setup_logging(verbose: bool) -> None:
 class Preset(str, Enum):
     tiny = "tiny"
     small = "small"
+    sweep = "sweep"
 
 
 class SceneFormat(str, Enum):
@@ -86,7 +87,8 @@ class SceneFormat(str, Enum):
 @user_errors
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to create: OUT/images (the capture set) and OUT/ground_truth.")],
-    preset: Annotated[Preset, typer.Option(help="tiny: ~24 views at 320x240 (<1 min); small: ~48 views at 640x480.")] = Preset.tiny,
+    preset: Annotated[Preset, typer.Option(help="tiny: ~24 views at 320x240 (<1 min); small: ~48 views at 640x480; sweep: 40 portrait video-like frames "
+                 "without EXIF focal length.")] = Preset.tiny,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives byte-identical images.")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it already exists.")] = False,
 ) -> None:

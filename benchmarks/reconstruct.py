@@ -4,6 +4,7 @@ Usage (from the repository root)::
 
     PYTHONPATH=. .venv/bin/python benchmarks/reconstruct.py \\
         --set small=/tmp/small/images --truth small=/tmp/small/ground_truth/scene \\
+        --set herzjesu=tests/data/herzjesu_p8/images --truth herzjesu=tests/data/herzjesu_p8/cameras \\
         --set lund=tests/data/lund/images --out /tmp/bench-reconstruct
 
 A set's images can be generated first with ``--generate small=/tmp/small`` (``adop.synth``, preset = the name).
@@ -37,9 +38,12 @@ import pycolmap
 from adop.reconstruct import CleanupConfig, SfmConfig, reconstruct
 from adop.reconstruct.accuracy import pose_accuracy
 from adop.scene import load_scene
+from adop.scene.strecha import read_strecha_cameras
 
 
 _RETRY_STAGES = ("_retry", "_global", "_incremental", "_incremental-relaxed")
+_TRUST_STAGES = ("check_", "colmap:map_incremental")
+"""What the model check and the mapper policy's second opinion add to the SfM stage."""
 
 
 def _timed(rows: list[dict], stage: str, call, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -63,7 +67,7 @@ def bare_pycolmap(images: Path, work: Path, config: SfmConfig) -> dict:
     matching.num_threads, matching.use_gpu = config.num_threads, False
     verification = pycolmap.TwoViewGeometryOptions()
     verification.min_num_inliers = config.min_num_inliers
-    if config.mapper == "global":
+    if config.mapper in ("auto", "global"):  # auto starts with the global mapper
         mapping, mapper = pycolmap.GlobalPipelineOptions(), pycolmap.global_mapping
     else:
         mapping, mapper = pycolmap.IncrementalPipelineOptions(), pycolmap.incremental_mapping
@@ -101,6 +105,9 @@ def ours(images: Path, out: Path, config: SfmConfig) -> dict:
         "run_sfm_cpu_s": sum(t["cpu_s"] for t in sfm["timings"]),
         "first_attempt_cpu_s": sum(t["cpu_s"] for t in sfm["timings"] if not t["stage"].endswith(_RETRY_STAGES)),
         "mapper": sfm["mapper"],
+        "mapper_reason": sfm["mapper_reason"],
+        "check": sfm["check"],
+        "trust_wall_s": sum(t["wall_s"] for t in sfm["timings"] if t["stage"].startswith(_TRUST_STAGES)),
         "pycolmap_wall_s": inside,
         "overhead_inside": (sfm["total_seconds"] - inside) / inside,
         "reconstruct_wall_s": total,
@@ -123,11 +130,12 @@ def _pairs(values: list[str]) -> dict[str, Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--set", action="append", default=[], help="NAME=IMAGE_DIR (repeatable)")
-    parser.add_argument("--truth", action="append", default=[], help="NAME=GROUND_TRUTH_SCENE_DIR (repeatable)")
+    parser.add_argument("--truth", action="append", default=[],
+                        help="NAME=GROUND_TRUTH: an adop scene folder, or a folder of Strecha *.camera files")
     parser.add_argument("--generate", action="append", default=[], help="PRESET=OUT: render a synthetic set first")
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench-reconstruct"))
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--mapper", choices=["global", "incremental"], default="global")
+    parser.add_argument("--mapper", choices=["auto", "global", "incremental"], default="auto")
     parser.add_argument("--skip-bare", action="store_true", help="do not run bare pycolmap (halves the time)")
     args = parser.parse_args()
     pycolmap.logging.minloglevel = 2
@@ -150,7 +158,9 @@ def main() -> None:
             entry["overhead_end_to_end"] = entry["ours"]["run_sfm_wall_s"] / entry["bare"]["wall_s"] - 1.0
             entry["overhead_cpu"] = entry["ours"]["first_attempt_cpu_s"] / entry["bare"]["cpu_s"] - 1.0
         if name in truths:
-            accuracy = pose_accuracy(load_scene(args.out / name / "scene"), load_scene(truths[name]))
+            truth = truths[name]
+            known = read_strecha_cameras(truth) if any(truth.glob("*.camera")) else load_scene(truth)
+            accuracy = pose_accuracy(load_scene(args.out / name / "scene"), known)
             entry["accuracy"] = accuracy.to_dict()
         results[name] = entry
         _print(name, entry)
@@ -173,6 +183,11 @@ def _print(name: str, entry: dict) -> None:
     print(f"   {'stage':<22}{'wall s':>9}{'cpu s':>9}")
     for row in o["sfm_timings"] + o["scene_timings"]:
         print(f"   {row['stage']:<22}{row['wall_s']:>9.2f}{row['cpu_s']:>9.2f}")
+    c = o["check"]
+    print(f"   check: {'consistent' if c['consistent'] else 'INCONSISTENT'}, {c['pairs_agreeing']}/{c['pairs_checked']} "
+          f"pairs agree (median {c['median_disagreement_deg']:.2f} deg); {o['mapper_reason']}")
+    print(f"   check + second mapper: {o['trust_wall_s']:.1f} s = {100 * o['trust_wall_s'] / o['run_sfm_wall_s']:.1f} % "
+          f"of run_sfm ({100 * o['trust_wall_s'] / (o['run_sfm_wall_s'] - o['trust_wall_s']):.1f} % extra)")
     print(f"   reconstruct total {o['reconstruct_wall_s']:.1f} s; run_sfm {o['run_sfm_wall_s']:.1f} s, of which "
           f"pycolmap {o['pycolmap_wall_s']:.1f} s -> overhead inside run_sfm {100 * o['overhead_inside']:.2f} %")
     if "bare" in entry:
@@ -190,6 +205,9 @@ def _print(name: str, entry: dict) -> None:
               f"{a['median_center_error']:.4f} = {100 * a['median_center_error_relative']:.3f} % of the scene extent "
               f"{a['scene_extent']:.1f} ({100 * a['median_center_error'] / a['camera_extent']:.3f} % of the camera "
               f"extent), focal ratio {a['focal_ratio']:.4f}")
+        print(f"   pairwise rotation error: median {a['median_pairwise_rotation_deg']:.3f} deg, p90 "
+              f"{a['p90_pairwise_rotation_deg']:.3f} deg; focal error {100 * abs(a['focal_ratio'] - 1):.2f} %; "
+              f"mapper kept: {o['mapper']}")
 
 
 if __name__ == "__main__":

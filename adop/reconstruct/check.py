@@ -34,6 +34,8 @@ from adop.reconstruct.config import SfmConfig
 _RELIABLE = {int(pycolmap.TwoViewGeometryConfiguration.CALIBRATED),
              int(pycolmap.TwoViewGeometryConfiguration.UNCALIBRATED)}
 """Two-view configurations whose matches determine a relative rotation (not PLANAR_OR_PANORAMIC etc.)."""
+_MAX_MATCHES = 500
+"""Inlier matches per pair used by the check (a seeded random subset of larger sets)."""
 
 
 @dataclass(frozen=True)
@@ -112,10 +114,15 @@ def check_model(model: pycolmap.Reconstruction, database: Path, config: SfmConfi
 
     ransac = pycolmap.RANSACOptions()
     ransac.max_error, ransac.random_seed = 2.0, config.seed
+    ransac.min_num_trials = 100  # verified inliers: nearly all are inliers, so RANSAC settles in few trials
+    rng = np.random.default_rng(config.seed)
     disagreements: list[float] = []
     per_image: dict[int, list[bool]] = defaultdict(list)
+    tracks: dict[int, np.ndarray] = {}
     explained = total = 0
     for _, a, b, inliers in candidates:
+        if len(inliers) > _MAX_MATCHES:  # a few hundred inliers fix a rotation; thousands only cost time
+            inliers = inliers[np.sort(rng.choice(len(inliers), _MAX_MATCHES, replace=False))]
         image_a, image_b = model.image(a), model.image(b)
         estimate = pycolmap.estimate_relative_pose(
             model.cameras[image_a.camera_id], keypoints[a][inliers[:, 0]],
@@ -131,11 +138,13 @@ def check_model(model: pycolmap.Reconstruction, database: Path, config: SfmConfi
         agrees = angle <= config.check_rotation_tolerance
         per_image[a].append(agrees)
         per_image[b].append(agrees)
-        points_a, points_b = image_a.points2D, image_b.points2D
-        for k1, k2 in inliers:
-            total += 1
-            p1, p2 = points_a[int(k1)], points_b[int(k2)]
-            explained += bool(p1.has_point3D() and p1.point3D_id == p2.point3D_id)
+        for image in (image_a, image_b):
+            if image.image_id not in tracks:
+                tracks[image.image_id] = np.array(
+                    [p.point3D_id if p.has_point3D() else -1 for p in image.points2D], dtype=np.int64)
+        ids_a, ids_b = tracks[a][inliers[:, 0]], tracks[b][inliers[:, 1]]
+        explained += int(np.sum((ids_a >= 0) & (ids_a == ids_b)))
+        total += len(inliers)
 
     focal_ratios = [float(model.cameras[cid].mean_focal_length()) / focal
                     for cid, (has_prior, focal) in prior_focals.items()

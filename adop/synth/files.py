@@ -33,8 +33,11 @@ def focal_exif(focal_px: float, width: int, height: int) -> tuple[float, int]:
     return round(focal_35mm / CROP_FACTOR, 2), int(round(focal_35mm))
 
 
-def write_jpeg(path: Path, pixels: np.ndarray, exposure_time: float, focal_px: float, quality: int) -> None:
-    """Write an 8-bit RGB JPEG (4:4:4 chroma, so the magenta markers stay sharp) with camera EXIF."""
+def write_jpeg(path: Path, pixels: np.ndarray, exposure_time: float, focal_px: float | None, quality: int) -> None:
+    """Write an 8-bit RGB JPEG (4:4:4 chroma, so the magenta markers stay sharp) with camera EXIF.
+
+    ``focal_px`` None leaves the focal length out of the EXIF (a capture SfM has to guess the focal length for).
+    """
     height, width = pixels.shape[:2]
     spec = oiio.ImageSpec(width, height, 3, "uint8")
     spec.attribute("compression", f"jpeg:{quality}")
@@ -42,9 +45,10 @@ def write_jpeg(path: Path, pixels: np.ndarray, exposure_time: float, focal_px: f
     spec.attribute("ExposureTime", float(exposure_time))
     spec.attribute("FNumber", float(F_NUMBER))
     spec.attribute("Exif:ISOSpeedRatings", int(ISO))
-    focal_mm, focal_35 = focal_exif(focal_px, width, height)
-    spec.attribute("Exif:FocalLength", float(focal_mm))
-    spec.attribute("Exif:FocalLengthIn35mmFilm", int(focal_35))
+    if focal_px is not None:
+        focal_mm, focal_35 = focal_exif(focal_px, width, height)
+        spec.attribute("Exif:FocalLength", float(focal_mm))
+        spec.attribute("Exif:FocalLengthIn35mmFilm", int(focal_35))
     spec.attribute("Make", MAKE_MODEL)
     spec.attribute("Model", MAKE_MODEL)
     _write(path, spec, np.ascontiguousarray(pixels, dtype=np.uint8))

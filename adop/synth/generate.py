@@ -196,7 +196,8 @@ def _photograph_captures(job: _Job, images_dir: Path) -> tuple[list[Frame], list
         radiance = trace_radiance(job.world, job.camera, rotation, translation, preset.supersampling)
         truth = ImageExposure(name, exposure_time, nominal_ev, nominal_ev + deviation, deviation, white_balance)
         pixels = job.sim.photograph(radiance, truth, job.rng(4, i))
-        write_jpeg(images_dir / name, pixels, exposure_time, job.camera.intrinsics[0], preset.jpeg_quality)
+        focal = job.camera.intrinsics[0] if preset.exif_focal else None
+        write_jpeg(images_dir / name, pixels, exposure_time, focal, preset.jpeg_quality)
         recorded = exposure_value(images_dir / name)  # EXIF stores an approximate rational: use what is read back
         deviation = truth.true_ev - recorded
         exposures.append(ImageExposure(name, exposure_time, recorded, truth.true_ev, deviation, white_balance))

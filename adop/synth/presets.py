@@ -12,7 +12,7 @@ from typing import Literal
 from adop.config import Config
 from adop.errors import InputError
 
-PresetName = Literal["tiny", "small"]
+PresetName = Literal["tiny", "small", "sweep"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,8 @@ class SynthPreset(Config):
     """Std-dev of the Gaussian sensor read noise, in units of the clipped linear signal [0, 1]."""
     layout: SynthLayout = SynthLayout()
     """Camera arrangement."""
+    exif_focal: bool = True
+    """Write the focal length into EXIF; without it SfM starts from a guess (COLMAP: 1.2 × the long side)."""
 
     def validate(self) -> None:
         if self.views < 2:
@@ -125,7 +127,23 @@ SMALL = SynthPreset(
 )
 """48 views at 640×480 on a closed ring (7.5° apart); generation and SfM take a few minutes on a small CPU."""
 
-PRESETS: dict[str, SynthPreset] = {"tiny": TINY, "small": SMALL}
+SWEEP = SynthPreset(
+    name="sweep",
+    views=40,
+    width=180,
+    height=320,
+    supersampling=2,
+    heldout_views=2,
+    surface_points=60_000,
+    exif_focal=False,
+    layout=SynthLayout(arc_degrees=100.0, start_degrees=10.0, radius=5.0, radius_swing=0.2, height_min=1.6,
+                       height_max=1.9, height_cycles=0.5, look_at_jitter=0.1, roll_jitter_degrees=1.0),
+)
+"""A hand-held phone video in miniature: 40 narrow portrait frames (180×320) 2.5° apart on a 100° sweep at about
+eye height, and **no EXIF focal length**, so SfM starts from COLMAP's guess of 1.2 × the long side (384 px against a
+true 146 px). The class of capture on which a global mapper can converge to a wrong model."""
+
+PRESETS: dict[str, SynthPreset] = {"tiny": TINY, "small": SMALL, "sweep": SWEEP}
 
 
 def get_preset(name: str) -> SynthPreset:
