@@ -18,12 +18,13 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from adop.errors import AdopError
 from adop.images import list_image_files
 from adop.ingest import find_image_dir
 from adop.pipeline import LAST_STAGES, PipelineOptions
-from adop.storage import ensure_writable_dir
+from adop.storage import ensure_apart, ensure_writable_dir
 
 app = typer.Typer(
     name="adop",
@@ -48,11 +49,11 @@ def user_errors(function: F) -> F:
         try:
             return function(*args, **kwargs)
         except AdopError as error:
-            err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except PermissionError as error:
-            err_console.print(f"[bold red]error:[/] permission denied: {error.filename}; fix permissions or choose "
-                              "another folder", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] permission denied: {escape(str(error.filename))}; fix permissions "
+                              "or choose another folder", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -140,9 +141,14 @@ def run(
     image_dir = find_image_dir(capture_dir)  # fail fast on user mistakes, before Prefect starts
     if not list_image_files(image_dir).images:
         raise AdopError(f"{image_dir} holds no JPEG/PNG/TIFF/BMP photos; point to the folder that holds them")
+    ensure_apart(workspace, "workspace", capture_folder=capture_dir, path_file=path_file)
     ensure_writable_dir(workspace, "workspace")
-    if path_file is not None and not path_file.is_file():
-        raise AdopError(f"camera path file {path_file} does not exist")
+    if path_file is not None:
+        if not path_file.is_file():
+            raise AdopError(f"camera path file {path_file} does not exist")
+        from adop.paths import load_camera_path
+
+        load_camera_path(path_file)  # a malformed file is refused now, not after hours of training
     if stop_after not in LAST_STAGES:
         raise AdopError(f"--stop-after must be one of {', '.join(LAST_STAGES)}; got {stop_after!r}")
     options = _OPTIONS.replace(
@@ -185,6 +191,7 @@ def train(
     from adop.train import train as train_scene
 
     _setup_logging(False)
+    ensure_apart(out, "run folder", scene_folder=scene_dir, config_file=config, vgg_weights=vgg_weights)
     train_config = resolve_config(preset, config_file=config, vgg_weights=vgg_weights,
                                   checkpoint_every=checkpoint_every)
     result = train_scene(scene_dir, out, train_config, resume=resume, max_steps=max_steps)
@@ -243,10 +250,11 @@ def render(
     from adop.render import RenderConfig, camera_path_for, render_path
 
     _setup_logging(False)
-    model = load_trained_model(run_dir)
     is_file = path not in ("orbit", "cameras")
     if is_file and not Path(path).is_file():
         raise AdopError(f"--path must be orbit, cameras or an existing camera path JSON file; {path} does not exist")
+    ensure_apart(out, "output folder", run_folder=run_dir, camera_path_file=path if is_file else None)
+    model = load_trained_model(run_dir)
     fly_through = FlyThroughConfig(kind="orbit" if is_file else path, file=Path(path) if is_file else None,  # type: ignore[arg-type]
                                    seconds=seconds, fps=fps, width=width, height=height)
     camera_path = camera_path_for(model, fly_through)
@@ -289,6 +297,7 @@ def reconstruct(
                                       max_image_size=max_image_size)
     cleanup_config = _OPTIONS.cleanup.replace(voxel_factor=voxel_factor, point_factor=point_factor)
     image_dir = find_image_dir(capture_dir).resolve()
+    ensure_apart(out, "scene folder", capture_folder=capture_dir)
     report = run_reconstruction(image_dir, out, sfm_config, cleanup_config, overwrite=overwrite)
     summary = out / "reconstruction_summary.txt"
     if summary.is_file():
@@ -327,6 +336,7 @@ def scene_import(
     """Import a COLMAP model or an ADOP scene folder into an adop scene folder."""
     from adop.scene import save_scene
 
+    ensure_apart(out, "scene folder", source=source, image_folder=images)
     if format is SceneFormat.colmap:
         from adop.scene.colmap import import_colmap
 
@@ -353,6 +363,7 @@ def scene_export(
     """Export an adop scene folder as a COLMAP model or an ADOP scene folder."""
     from adop.scene import load_scene
 
+    ensure_apart(out, "output folder", scene_folder=scene_dir)
     scene = load_scene(scene_dir)
     if scene.image_dir is not None and not scene.image_dir.is_absolute():
         scene.image_dir = (scene_dir / scene.image_dir).resolve()

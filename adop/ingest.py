@@ -5,8 +5,9 @@ with OpenImageIO, so corrupt and truncated files are found here rather than deep
 only a log line). Bad files are skipped with a warning that lists them; if fewer than ``min_images`` usable photos
 remain, ingest stops with a clear error. Photos of different sizes are fine: each size becomes its own camera group.
 
-The artifact holds ``images/`` (hard links to the originals where the filesystem allows, copies otherwise; the
-cache's checksums catch an original edited in place) and ``capture.json``, documented in ``write_capture_manifest``.
+The artifact holds ``images/`` (copy-on-write clones of the originals where the file system supports them, copies
+otherwise: never hard links, so editing the workspace can never change a user's photo) and ``capture.json``,
+documented in ``write_capture_manifest``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from adop.config import Config, require
 from adop.errors import InputError
 from adop.exif import exposure_from_spec
 from adop.images import list_image_files
-from adop.storage import link_or_copy, write_text_atomic
+from adop.storage import clone_or_copy, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,6 @@ class IngestConfig(Config):
 
     min_images: int = 3
     """Fewer usable photos than this is an error (SfM cannot register fewer than three)."""
-    link: bool = True
-    """Hard-link photos into the workspace when possible (no extra disk), else copy."""
 
     def validate(self) -> None:
         require(self.min_images >= 3, f"IngestConfig.min_images must be >= 3 (SfM needs three photos), got {self.min_images}")
@@ -184,7 +183,7 @@ def ingest_photos(image_dir: Path, out_dir: Path, config: IngestConfig = IngestC
     images_out = Path(out_dir) / "images"
     images_out.mkdir(parents=True, exist_ok=True)
     for image in report.images:
-        link_or_copy(image_dir / image.name, images_out / image.name, link=config.link)
+        clone_or_copy(image_dir / image.name, images_out / image.name)
     write_capture_manifest(report, Path(out_dir) / "capture.json")
     return report
 

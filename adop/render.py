@@ -12,7 +12,10 @@ What the two files hold (docs/method.md §11–12: EXR for comp, PNG for review)
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +30,7 @@ from adop.images import write_png
 from adop.config import Config, require
 from adop.errors import InputError
 from adop.paths import CameraPath, FlyThroughConfig, fly_through_path
-from adop.storage import ensure_free_space, ensure_writable_dir
+from adop.storage import ensure_free_space, ensure_writable_dir, write_text_atomic
 from adop.model import TrainedModel
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,7 @@ class RenderConfig(Config):
     """Frames per chunk (one task per chunk in the pipeline)."""
 
     def validate(self) -> None:
+        require(self.ev is None or math.isfinite(self.ev), f"RenderConfig.ev must be a finite EV100, got {self.ev}")
         require(self.chunk_size >= 1, f"RenderConfig.chunk_size must be >= 1, got {self.chunk_size}")
         require(self.first_frame >= 0, "RenderConfig.first_frame must be >= 0")
         require(self.white_balance is None or min(self.white_balance) > 0,
@@ -82,6 +86,48 @@ def camera_path_for(model: TrainedModel, config: FlyThroughConfig = FlyThroughCo
     rotations, translations = model.poses()
     return fly_through_path(config, rotations, translations, model.point_positions(), size=(width, height),
                             focal=focal)
+
+
+EV_SPAN = 12.0
+"""How far (in stops) a render's exposure may lie from the photos' mean EV: beyond it every frame is black or white."""
+
+
+def check_exposure(model: TrainedModel, config: RenderConfig) -> None:
+    """Refuse an exposure that would render flat frames (more than ``EV_SPAN`` stops from the photos' mean EV).
+
+    Raises:
+        InputError: naming the asked EV and the span that makes sense for this model.
+    """
+    if config.ev is not None and abs(config.ev - model.scene_ev) > EV_SPAN:
+        raise InputError(
+            f"exposure EV {config.ev:g} is {abs(config.ev - model.scene_ev):.0f} stops from the photos' mean EV "
+            f"{model.scene_ev:.1f}; every frame would be flat black or white. Choose an EV between "
+            f"{model.scene_ev - EV_SPAN:.1f} and {model.scene_ev + EV_SPAN:.1f}"
+        )
+
+
+SETTINGS_FILE = ".adop-render.json"
+
+
+def _claim_folder(out_dir: Path, model: TrainedModel, path: CameraPath, config: RenderConfig) -> None:
+    settings = {
+        "render": {k: v for k, v in config.to_dict().items() if k != "chunk_size"},
+        "camera_path": hashlib.sha256(json.dumps(path.to_json(), sort_keys=True).encode()).hexdigest(),
+        "model": {"scene_dir": str(model.scene_dir), "step": model.step, "config": model.config.config_hash()},
+    }
+    marker = out_dir / SETTINGS_FILE
+    if marker.is_file():
+        try:
+            previous = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            previous = None
+        if previous != settings:
+            raise InputError(
+                f"{out_dir} already holds frames rendered with other settings (exposure, camera path, name or model); "
+                "choose another output folder, or delete those frames to render them again"
+            )
+        return
+    write_text_atomic(marker, json.dumps(settings, indent=1))
 
 
 def chunk_ranges(frame_count: int, chunk_size: int) -> list[tuple[int, int]]:
@@ -115,6 +161,7 @@ def render_chunk(
     progress: Progress | None = None,
 ) -> RenderedChunk:
     """Render the path frames ``frames`` (0-based path indices) into ``out_dir``; existing complete frames are kept."""
+    check_exposure(model, config)
     out_dir = ensure_writable_dir(Path(out_dir), "render output")
     frame_bytes = path.width * path.height * 3 * 3  # half EXR + PNG, a generous upper bound per frame
     ensure_free_space(out_dir, frame_bytes * len(frames) + (64 << 20), "rendered frames")
@@ -149,7 +196,16 @@ def render_path(
     *,
     progress: Progress | None = None,
 ) -> RenderedChunk:
-    """Render every frame of ``path`` chunk by chunk (what ``adop render`` does on one machine)."""
+    """Render every frame of ``path`` chunk by chunk (what ``adop render`` does on one machine).
+
+    A rerun into the same folder keeps the frames it already has, so it resumes; frames made with other settings are
+    never mixed in: ``out_dir/.adop-render.json`` records what made them, and other settings are refused.
+
+    Raises:
+        InputError: ``out_dir`` holds frames rendered with other settings.
+    """
+    check_exposure(model, config)
+    _claim_folder(Path(out_dir), model, path, config)
     result = RenderedChunk()
     ranges = chunk_ranges(len(path.rotations), config.chunk_size)
     total = len(path.rotations)

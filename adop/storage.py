@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -169,6 +170,58 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+_FICLONE = 0x40049409
+"""Linux ``ioctl`` that makes ``target`` share ``source``'s blocks copy-on-write (btrfs, XFS, bcachefs, ...)."""
+
+
+def clone_or_copy(source: Path, target: Path) -> str:
+    """A copy of ``source`` at ``target`` that can never change ``source``: a copy-on-write clone where the file
+    system supports it (no extra disk until one side is written), otherwise a plain copy. Returns which was made.
+
+    Unlike a hard link, writing to either file never changes the other, so a workspace cannot be a way to alter a
+    user's photos.
+    """
+    source, target = Path(source), Path(target)
+    try:
+        with open(source, "rb") as src, open(target, "xb") as dst:
+            fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
+        shutil.copystat(source, target)
+        return "clone"
+    except OSError:
+        target.unlink(missing_ok=True)
+    shutil.copy2(source, target)
+    return "copy"
+
+
+def ensure_apart(output: str | os.PathLike[str], what: str = "output", **inputs: str | os.PathLike[str] | None) -> None:
+    """Refuse an output that is, contains or lies inside one of the named inputs, before anything is written.
+
+    Example: ``ensure_apart(out, "scene folder", capture=capture_dir)``. An output inside an input would be read back as
+    input on the next run (or, with an overwrite, replace the input); one that contains an input would be deleted
+    with it.
+
+    Raises:
+        InputError: naming the output, the input and how they overlap.
+    """
+    target = Path(output).expanduser().resolve()
+    for name, value in inputs.items():
+        if value is None:
+            continue
+        source = Path(value).expanduser().resolve()
+        if target == source:
+            relation = "is"
+        elif source.is_relative_to(target):
+            relation = "contains"
+        elif target.is_relative_to(source):
+            relation = "lies inside"
+        else:
+            continue
+        raise InputError(
+            f"the {what} {output} {relation} the {name.replace('_', ' ')} {value}; choose a {what} outside it "
+            "(adop never writes into its inputs)"
+        )
 
 
 def link_or_copy(source: Path, target: Path, *, link: bool = True) -> None:

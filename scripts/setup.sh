@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${ADOP_VENV:-.venv}"
-# The CPU build of torch is cached on our machines; a bare `pip install torch` pulls several GB of CUDA packages.
+# torch first, the CPU build by default: a bare `pip install torch` resolves to a CUDA build of several GB.
 TORCH_SPEC="${ADOP_TORCH_SPEC:-torch==2.13.0}"
 STAMP="$VENV/.adop-installed"
 

@@ -188,8 +188,9 @@ class TrainConfig(Config):
             raise InputError(
                 f"renderer.layers ({self.renderer.layers}) must equal raster.layers ({self.raster.layers})"
             )
-        if self.max_steps < 0 or self.checkpoint_every < 1 or self.keep_checkpoints < 1:
-            raise InputError("max_steps must be >= 0, checkpoint_every and keep_checkpoints >= 1")
+        if self.max_steps < 1 or self.checkpoint_every < 1 or self.keep_checkpoints < 1:
+            raise InputError("max_steps, checkpoint_every and keep_checkpoints must be >= 1 (a run of 0 steps would "
+                             "export an untrained model)")
         if self.holdout_every < 0 or not 0 < self.image_scale <= 1.0:
             raise InputError("holdout_every must be >= 0 and image_scale in (0, 1]")
         s = self.sampler

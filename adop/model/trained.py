@@ -23,7 +23,7 @@ from torch import Tensor
 
 import adop
 from adop.errors import InputError
-from adop.storage import remove_quietly, replace_folder, staging_folder
+from adop.storage import remove_quietly, replace_folder, sha256_file, staging_folder
 from adop.scene import Camera
 from adop.model.config import TrainConfig
 from adop.model.scene_model import SceneModel
@@ -47,7 +47,8 @@ def export_model(model: SceneModel, run_dir: Path, *, frames: list[dict[str, Any
     try:
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         torch.save({"meta": meta, "state": state}, tmp / "model.pt")
-        (tmp / "model.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        (tmp / "model.json").write_text(json.dumps({**meta, "model_sha256": sha256_file(tmp / "model.pt")}, indent=1),
+                                        encoding="utf-8")
         replace_folder(tmp, final)
     finally:
         remove_quietly(tmp)
@@ -133,7 +134,7 @@ class TrainedModel:
             ``[3, H, W]`` float32: display values in [0, 1], or linear HDR when ``hdr``.
         """
         def as_tensor(value: Any, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
-            t = torch.as_tensor(np.asarray(value, dtype=np.float64), dtype=dtype)
+            t = torch.as_tensor(np.array(value, dtype=np.float64), dtype=dtype)
             if t.shape != shape:
                 raise InputError(f"expected a {list(shape)} array, got {list(t.shape)}")
             return t
@@ -174,7 +175,11 @@ def load_trained_model(run_dir: Path) -> TrainedModel:
     path = Path(run_dir) / MODEL_DIR / "model.pt"
     if not path.is_file():
         raise InputError(f"{run_dir} holds no trained model ({path} is missing); finish training with `adop train`")
-    document = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain JSON-like metadata only
+    _verify_checksum(path)
+    try:
+        document = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain metadata only
+    except Exception as error:  # noqa: BLE001 - a file we cannot read is damaged, whatever the reason
+        raise InputError(f"{path} is damaged and cannot be read ({type(error).__name__}); restore it or retrain") from None
     meta, state = document["meta"], document["state"]
     if meta.get("format") != FORMAT or int(meta.get("version", 0)) > VERSION:
         raise InputError(f"{path} is not a trained model this adop can read (format {meta.get('format')!r})")
@@ -194,3 +199,15 @@ def load_trained_model(run_dir: Path) -> TrainedModel:
         config=config, scene_model=model, frames=frames, cameras=[Camera.from_dict(c) for c in meta["cameras"]],
         scene_dir=Path(meta["scene_dir"]), step=int(meta["step"]),
     )
+
+
+def _verify_checksum(path: Path) -> None:
+    """Refuse a ``model.pt`` whose bytes no longer match the checksum ``model.json`` recorded when it was exported."""
+    meta_path = path.with_name("model.json")
+    try:
+        expected = json.loads(meta_path.read_text(encoding="utf-8")).get("model_sha256")
+    except (OSError, json.JSONDecodeError):
+        return  # no readable record (a model exported before checksums): nothing to compare with
+    if expected is not None and sha256_file(path) != expected:
+        raise InputError(f"{path} is damaged: its bytes do not match the checksum in {meta_path.name}; "
+                         "restore it or retrain")

@@ -18,6 +18,8 @@ from adop.paths.files import load_camera_path
 from adop.paths.generators import orbit_path, path_through_cameras
 
 PathKind = Literal["orbit", "cameras"]
+MAX_SIDE = 16384
+"""Largest frame side a generated path may ask for (16K; beyond it one frame's buffers exceed a machine's memory)."""
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,8 @@ class FlyThroughConfig(Config):
 
     def validate(self) -> None:
         require(self.seconds > 0 and self.fps > 0, "FlyThroughConfig.seconds and fps must be positive")
-        require(all(v is None or v >= 16 for v in (self.width, self.height)),
-                "FlyThroughConfig.width and height must be at least 16 px")
+        require(all(v is None or 16 <= v <= MAX_SIDE for v in (self.width, self.height)),
+                f"FlyThroughConfig.width and height must be between 16 and {MAX_SIDE} px")
 
 
 def fly_through_path(

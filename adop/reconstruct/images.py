@@ -21,7 +21,7 @@ from adop.images import list_image_files
 
 log = logging.getLogger(__name__)
 
-_JPEG_END = b"\xff\xd9"
+_JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
 _NUMBERED = re.compile(r"^(.*?)(\d+)$")
 
 
@@ -111,7 +111,7 @@ def _inspect(path: Path, name: str, data: bytes) -> tuple[str | None, ImageInfo 
         image.close()
     if width < 16 or height < 16:
         return f"too small for feature detection ({width}x{height})", None
-    if path.suffix.lower() in (".jpg", ".jpeg") and _JPEG_END not in data[-4096:]:
+    if data[:2] == _JPEG_START and _JPEG_END not in data[-4096:]:  # by content: a PNG named .jpg is not truncated
         return "truncated JPEG (the file ends before the image data does; copy it again from the card)", None
     return None, ImageInfo(name, width, height, focal)
 

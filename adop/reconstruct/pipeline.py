@@ -14,7 +14,7 @@ from adop.errors import InputError
 from adop.reconstruct.build import SceneReport, build_scene
 from adop.reconstruct.config import CleanupConfig, SfmConfig
 from adop.reconstruct.sfm import Progress, run_sfm
-from adop.storage import remove_quietly, replace_folder, staging_folder
+from adop.storage import ensure_apart, remove_quietly, replace_folder, staging_folder
 
 SFM_SUBDIR = "sfm"
 
@@ -43,6 +43,7 @@ def reconstruct(
         SfmFailure: SfM did not register enough images (see ``run_sfm``).
     """
     out_dir = Path(out_dir)
+    ensure_apart(out_dir, "scene folder", image_folder=image_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise InputError(f"{out_dir} already exists and is not empty; choose a new folder or pass --overwrite")
     work = staging_folder(out_dir)

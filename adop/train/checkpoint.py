@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import random
 import re
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from adop.errors import InputError
 from adop.storage import atomic_path
 
 log = logging.getLogger(__name__)
@@ -52,15 +54,30 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
 
 
 def rng_state() -> dict[str, Any]:
-    """The process RNG states (torch CPU, numpy global, python)."""
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """The process RNG states (torch CPU, numpy global, python) as tensors and plain numbers only.
+
+    Plain, so that a checkpoint loads with ``torch.load(weights_only=True)``: loading never unpickles arbitrary objects.
+    """
+    name, key, position, has_gauss, cached_gaussian = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": {"name": str(name), "key": torch.from_numpy(np.asarray(key, dtype=np.int64)), "pos": int(position),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
+        "python": {"version": int(version), "state": torch.tensor(internal, dtype=torch.int64),
+                   "gauss_next": gauss_next},
+    }
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore ``rng_state`` output."""
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    numpy_state = state["numpy"]
+    np.random.set_state((numpy_state["name"], numpy_state["key"].numpy().astype(np.uint32), numpy_state["pos"],
+                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
+    python_state = state["python"]
+    random.setstate((python_state["version"], tuple(int(v) for v in python_state["state"].tolist()),
+                     python_state["gauss_next"]))
 
 
 def save_checkpoint(run_dir: Path, step: int, payload: dict[str, Any], *, keep: int = 2) -> Path:
@@ -89,15 +106,22 @@ def save_checkpoint(run_dir: Path, step: int, payload: dict[str, Any], *, keep: 
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load one checkpoint file.
+    """Load one checkpoint file without running code from it (``weights_only``: tensors and plain values only).
 
     Raises:
+        InputError: the file holds Python objects beyond tensors and plain values (it could run code when loaded).
         ValueError: the file is not a readable checkpoint of this format.
     """
     try:
-        # weights_only=False: the RNG states are numpy/python objects; the files are our own (never user-supplied).
-        document = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # noqa: BLE001 - any failure means "damaged", the caller falls back
+        document = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "Unsupported global" in str(error):  # a class or function to import: not data (a damaged file is not this)
+            raise InputError(
+                f"{path} holds Python objects, not just tensors and numbers; adop does not load such files because "
+                "loading them can run code. Delete it (or the run folder) if you did not write it, then run again"
+            ) from None
+        raise ValueError(f"cannot read checkpoint {path}: {error}") from error
+    except Exception as error:  # noqa: BLE001 - any other failure means "damaged", the caller falls back
         raise ValueError(f"cannot read checkpoint {path}: {error}") from error
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise ValueError(f"{path} is not an adop training checkpoint")
@@ -111,6 +135,8 @@ def load_latest_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
     for _, path in list_checkpoints(run_dir):
         try:
             return path, load_checkpoint(path)
+        except InputError:
+            raise  # a file adop refuses to load is not "damaged": say so instead of silently starting over
         except ValueError as error:
             log.warning("skipping a damaged checkpoint (%s); falling back to an older one", error)
     return None

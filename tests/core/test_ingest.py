@@ -12,7 +12,7 @@ from adop.ingest import IngestConfig, ingest_capture, scan_capture
 from imaging import write_capture, write_photo
 
 
-def test_ingest_links_photos_and_writes_capture_json(tmp_path: Path) -> None:
+def test_ingest_copies_photos_and_writes_capture_json(tmp_path: Path) -> None:
     capture = write_capture(tmp_path / "capture" / "images", count=4)
     report = ingest_capture(tmp_path / "capture", tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out" / "images").iterdir()) == [i.name for i in report.images]
@@ -20,6 +20,17 @@ def test_ingest_links_photos_and_writes_capture_json(tmp_path: Path) -> None:
     assert len(document["images"]) == 4 and document["skipped"] == {}
     assert document["images"][0]["exposure_ev"] == pytest.approx(report.images[0].exposure_ev)
     assert (tmp_path / "out" / "images" / "photo_00.jpg").read_bytes() == (capture / "photo_00.jpg").read_bytes()
+
+
+def test_editing_the_workspace_copy_never_changes_the_users_photo(tmp_path: Path) -> None:
+    capture = write_capture(tmp_path / "capture", count=3)
+    original = (capture / "photo_00.jpg").read_bytes()
+    ingest_capture(capture, tmp_path / "out")
+    copy = tmp_path / "out" / "images" / "photo_00.jpg"
+    assert (capture / "photo_00.jpg").stat().st_nlink == 1 and copy.stat().st_nlink == 1  # no hard link
+    with open(copy, "r+b") as handle:  # what a careless edit in the workspace does
+        handle.write(b"\0" * 64)
+    assert (capture / "photo_00.jpg").read_bytes() == original
 
 
 def test_corrupt_and_non_image_files_are_skipped_and_listed(tmp_path: Path) -> None:

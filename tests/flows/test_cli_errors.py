@@ -74,3 +74,56 @@ def test_run_with_a_mapper_typo_fails_before_prefect_starts(tmp_path: Path) -> N
     write_capture(tmp_path / "cap", count=3)
     _fails_cleanly(["run", str(tmp_path / "cap"), "--workspace", str(tmp_path / "ws"), "--mapper", "typo"],
                    "SfmConfig.mapper must be one of")
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "around"])
+def test_an_output_overlapping_the_capture_is_refused_and_nothing_is_touched(tmp_path: Path, where: str) -> None:
+    capture = write_capture(tmp_path / "shoot", count=3)
+    (capture / "notes.txt").write_text("keep me")
+    before = sorted((p.name, p.stat().st_size) for p in capture.iterdir())
+    out = {"same": capture, "inside": capture / "scene", "around": tmp_path}[where]
+    relation = {"same": "is", "inside": "lies inside", "around": "contains"}[where]
+    _fails_cleanly(["reconstruct", str(capture), "--out", str(out), "--overwrite"], f"{relation} the capture folder")
+    _fails_cleanly(["run", str(capture), "--workspace", str(out)], f"{relation} the capture folder")
+    assert sorted((p.name, p.stat().st_size) for p in capture.iterdir()) == before
+
+
+def test_a_render_or_run_folder_inside_its_input_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    _fails_cleanly(["render", str(tmp_path / "run"), "--out", str(tmp_path / "run" / "frames")],
+                   "lies inside the run folder")
+    (tmp_path / "scene").mkdir()
+    _fails_cleanly(["train", str(tmp_path / "scene"), "--out", str(tmp_path / "scene" / "run")],
+                   "lies inside the scene folder")
+
+
+def test_error_text_in_brackets_survives(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    _fails_cleanly(["render", str(tmp_path / "run"), "--out", str(tmp_path / "out"), "--path", "[nan, 0, 4].json"],
+                   "[nan, 0, 4].json does not exist")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--ev", "nan"], "must be a finite EV100"),
+    (["--min-images", "1"], "min_images must be >= 3"),
+    (["--max-steps", "0"], "max_steps must be at least 1"),
+    (["--fps", "0"], "seconds and fps must be positive"),
+])
+def test_run_options_outside_their_meaning_fail_before_anything_runs(tmp_path: Path, args: list[str],
+                                                                     message: str) -> None:
+    write_capture(tmp_path / "cap", count=3)
+    _fails_cleanly(["run", str(tmp_path / "cap"), "--workspace", str(tmp_path / "ws"), *args], message)
+    assert not (tmp_path / "ws" / "artifacts").exists()
+
+
+def test_a_malformed_path_file_is_refused_before_the_first_stage(tmp_path: Path) -> None:
+    write_capture(tmp_path / "cap", count=3)
+    (tmp_path / "path.json").write_text("{not json")
+    _fails_cleanly(["run", str(tmp_path / "cap"), "--workspace", str(tmp_path / "ws"), "--path-file",
+                    str(tmp_path / "path.json")], "not valid JSON")
+
+
+def test_train_with_zero_steps_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "scene").mkdir()
+    _fails_cleanly(["train", str(tmp_path / "scene"), "--out", str(tmp_path / "run"), "--max-steps", "0"],
+                   "must be >= 1")

@@ -147,3 +147,13 @@ def test_exception_reconstruct_leaves_nothing(tmp_path: Path) -> None:
         reconstruct(tmp_path / "images", tmp_path / "scene", CONFIG)
     assert not (tmp_path / "scene").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]  # no temporary folder left behind
+
+
+def test_a_png_named_jpg_is_used_not_reported_truncated(tmp_path: Path) -> None:
+    from adop.reconstruct.images import scan_images
+    from imaging import write_photo
+
+    write_photo(tmp_path / "photo.png", seed=1)
+    (tmp_path / "photo.png").rename(tmp_path / "photo_01.jpg")  # PNG bytes under a JPEG name
+    scan = scan_images(tmp_path)
+    assert [info.name for info in scan.images] == ["photo_01.jpg"] and not scan.unreadable

@@ -145,3 +145,34 @@ def test_white_balance_slope_anchor(micro_scene: Path) -> None:
     assert torch.allclose((learned * centred[:, None]).sum(dim=0), torch.zeros(2), atol=1e-4)
     for c in range(2):
         assert torch.corrcoef(torch.stack([learned[:, c], true_wb[:, c]]))[0, 1] > 0.9
+
+
+class _Exploit:
+    """A pickle payload that would create a file when unpickled (what a stranger's checkpoint could do)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204
+        return (Path.touch, (self.marker,))
+
+
+def test_a_checkpoint_that_needs_unpickling_is_refused_and_never_runs(micro_scene: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    config = micro_config(max_steps=2)
+    train(micro_scene, run, config, bar=False)
+    marker = tmp_path / "code-ran"
+    newest = max(list_checkpoints(run))[1]
+    torch.save({"format": "adop-train-checkpoint", "version": 1, "step": 999, "payload": _Exploit(marker)},
+               newest.with_name("step-00000999.pt"))
+    with pytest.raises(InputError, match="holds Python objects, not just tensors and numbers"):
+        train(micro_scene, run, config.replace(max_steps=4), bar=False)
+    assert not marker.exists()
+
+
+def test_checkpoints_hold_only_tensors_and_plain_values(micro_scene: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(micro_scene, run, micro_config(max_steps=2), bar=False)
+    for _, path in list_checkpoints(run):
+        document = torch.load(path, weights_only=True)  # raises if anything needs unpickling
+        assert document["format"] == "adop-train-checkpoint"
