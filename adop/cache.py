@@ -149,10 +149,8 @@ class Workspace:
 
     def __init__(self, root: Path) -> None:
         self.root = ensure_writable_dir(Path(root).expanduser().resolve(), "workspace")
-        self.artifacts = self.root / "artifacts"
-        self.locks = self.root / "locks"
-        self.artifacts.mkdir(exist_ok=True)
-        self.locks.mkdir(exist_ok=True)
+        self.artifacts = ensure_writable_dir(self.root / "artifacts", "workspace's artifacts")
+        self.locks = ensure_writable_dir(self.root / "locks", "workspace's locks")
 
     def artifact_dir(self, stage: str, key: str) -> Path:
         return self.artifacts / stage / key

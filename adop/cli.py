@@ -24,7 +24,7 @@ from adop.errors import AdopError
 from adop.images import list_image_files
 from adop.ingest import find_image_dir
 from adop.pipeline import LAST_STAGES, PipelineOptions
-from adop.storage import ensure_apart, ensure_writable_dir
+from adop.storage import ensure_apart, ensure_parent_exists, ensure_writable_dir
 
 app = typer.Typer(
     name="adop",
@@ -142,6 +142,7 @@ def run(
     if not list_image_files(image_dir).images:
         raise AdopError(f"{image_dir} holds no JPEG/PNG/TIFF/BMP photos; point to the folder that holds them")
     ensure_apart(workspace, "workspace", capture_folder=capture_dir, path_file=path_file)
+    ensure_parent_exists(workspace, "workspace")
     ensure_writable_dir(workspace, "workspace")
     if path_file is not None:
         if not path_file.is_file():
@@ -192,6 +193,7 @@ def train(
 
     _setup_logging(False)
     ensure_apart(out, "run folder", scene_folder=scene_dir, config_file=config, vgg_weights=vgg_weights)
+    ensure_parent_exists(out, "run folder")
     train_config = resolve_config(preset, config_file=config, vgg_weights=vgg_weights,
                                   checkpoint_every=checkpoint_every)
     result = train_scene(scene_dir, out, train_config, resume=resume, max_steps=max_steps)
@@ -254,6 +256,7 @@ def render(
     if is_file and not Path(path).is_file():
         raise AdopError(f"--path must be orbit, cameras or an existing camera path JSON file; {path} does not exist")
     ensure_apart(out, "output folder", run_folder=run_dir, camera_path_file=path if is_file else None)
+    ensure_parent_exists(out, "output folder")
     model = load_trained_model(run_dir)
     fly_through = FlyThroughConfig(kind="orbit" if is_file else path, file=Path(path) if is_file else None,  # type: ignore[arg-type]
                                    seconds=seconds, fps=fps, width=width, height=height)
@@ -298,6 +301,7 @@ def reconstruct(
     cleanup_config = _OPTIONS.cleanup.replace(voxel_factor=voxel_factor, point_factor=point_factor)
     image_dir = find_image_dir(capture_dir).resolve()
     ensure_apart(out, "scene folder", capture_folder=capture_dir)
+    ensure_parent_exists(out, "scene folder")
     report = run_reconstruction(image_dir, out, sfm_config, cleanup_config, overwrite=overwrite)
     summary = out / "reconstruction_summary.txt"
     if summary.is_file():

@@ -40,6 +40,10 @@ def describe_os_error(error: OSError) -> str:
     """A short human reason for an ``OSError``."""
     if error.errno == errno.ENOSPC:
         return "the disk is full"
+    if error.errno == errno.EFBIG:
+        return "the file is larger than this file system or a limit allows"
+    if error.errno == errno.EDQUOT:
+        return "the disk quota is exhausted"
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return "permission denied"
     return error.strerror or str(error)
@@ -75,8 +79,9 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, final)
     except OSError as error:
         remove_quietly(tmp)
-        if error.errno == errno.ENOSPC:
-            raise InputError(f"the disk is full while writing {final}; free some space and run again") from None
+        if error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise InputError(f"writing {final} failed: the disk is full, a quota is reached or the file is too large "
+                             f"({describe_os_error(error)}); free some space and run again") from None
         raise
     except BaseException:
         remove_quietly(tmp)
@@ -147,6 +152,23 @@ def ensure_writable_dir(path: str | os.PathLike[str], purpose: str = "output") -
             f"the {purpose} folder {path} is not writable ({error.strerror or error}); "
             "choose another folder or fix its permissions"
         ) from None
+    return path
+
+
+def ensure_parent_exists(path: str | os.PathLike[str], purpose: str = "output") -> Path:
+    """Refuse an output folder whose parent does not exist: a mistyped path should not silently start a new tree.
+
+    Raises:
+        InputError: naming the first missing folder.
+    """
+    path = Path(path).expanduser()
+    parent = path.absolute().parent
+    if not parent.exists():
+        missing = parent
+        while not missing.parent.exists():
+            missing = missing.parent
+        raise InputError(f"the {purpose} {path} is inside {missing}, which does not exist; check the path, or "
+                         "create that folder first")
     return path
 
 

@@ -61,10 +61,16 @@ def read_reconstruction(model_dir: Path) -> pycolmap.Reconstruction:
         subdirs = sorted(p.name for p in model_dir.glob("*") if (p / "cameras.bin").is_file())
         hint = f" (it has model sub-folders {', '.join(subdirs)}: pass one of them)" if subdirs else ""
         raise InputError(f"{model_dir} holds no COLMAP model (no cameras.bin or cameras.txt){hint}")
+    for name in ("cameras", "images", "points3D", "frames", "rigs"):
+        for ext in ("bin", "txt"):
+            file = model_dir / f"{name}.{ext}"
+            if file.is_file() and file.stat().st_size == 0:
+                raise InputError(f"{file} is empty (0 bytes); the COLMAP model is incomplete, export it again")
     try:
         return pycolmap.Reconstruction(str(model_dir))
     except (ValueError, RuntimeError) as error:
-        raise InputError(f"pycolmap cannot read the COLMAP model in {model_dir}: {error}") from None
+        raise InputError(f"the COLMAP model in {model_dir} is damaged or incomplete and cannot be read (pycolmap: "
+                         f"{error}); export it again") from None
 
 
 def scene_from_reconstruction(

@@ -62,6 +62,8 @@ def load_scene(scene_dir: Path) -> Scene:
         document = json.loads(meta_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise InputError(f"{meta_path} is not valid JSON ({error}); the file is damaged, re-create the scene") from None
+    if not isinstance(document, dict):
+        raise InputError(f"{meta_path} is not an adop scene file (the top level is not an object)")
     if document.get("format") != FORMAT_NAME:
         raise InputError(f"{meta_path} is not an adop scene file (format is {document.get('format')!r})")
     if int(document.get("version", 0)) > FORMAT_VERSION:
@@ -75,6 +77,9 @@ def load_scene(scene_dir: Path) -> Scene:
         expected = int(document["points"]["count"])
     except KeyError as missing:
         raise InputError(f"{meta_path} is missing the field {missing}") from None
+    except (TypeError, ValueError, AttributeError) as error:
+        raise InputError(f"{meta_path} holds a value of the wrong kind ({error}); the file is damaged or was edited "
+                         "by hand, re-create the scene") from None
     points = read_ply(scene_dir / points_name)
     if len(points) != expected:
         raise InputError(

@@ -153,3 +153,27 @@ def test_unwritable_workspace_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(InputError, match="workspace folder .* is not writable"):
         Workspace(blocker / "ws")
+
+
+def test_a_file_too_large_for_its_limit_is_one_clear_error(tmp_path: Path) -> None:
+    """EFBIG (a file-size limit standing in for a full disk) becomes a sentence that says why, and leaves nothing."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, signal, sys\n"
+        "from pathlib import Path\n"
+        "from adop.errors import InputError\n"
+        "from adop.storage import write_text_atomic\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+        "try:\n"
+        f"    write_text_atomic(Path({str(tmp_path / 'big.txt')!r}), 'x' * 100_000)\n"
+        "except InputError as error:\n"
+        "    print(error)\n"
+        "    sys.exit(2)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "the disk is full, a quota is reached or the file is too large" in result.stdout
+    assert list(tmp_path.iterdir()) == []

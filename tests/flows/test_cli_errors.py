@@ -127,3 +127,26 @@ def test_train_with_zero_steps_is_refused(tmp_path: Path) -> None:
     (tmp_path / "scene").mkdir()
     _fails_cleanly(["train", str(tmp_path / "scene"), "--out", str(tmp_path / "run"), "--max-steps", "0"],
                    "must be >= 1")
+
+
+def test_a_workspace_under_missing_folders_is_refused(tmp_path: Path) -> None:
+    write_capture(tmp_path / "cap", count=3)
+    _fails_cleanly(["run", str(tmp_path / "cap"), "--workspace", str(tmp_path / "a" / "b" / "c" / "ws")],
+                   f"is inside {tmp_path / 'a'}, which does not exist")
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_scene_file_with_wrong_types_is_one_sentence(tmp_path: Path) -> None:
+    scene = tmp_path / "scene"
+    scene.mkdir()
+    (scene / "scene.json").write_text('{"format": "adop-scene", "version": 1, "cameras": 5, "frames": [], '
+                                      '"points": {"file": "points.ply", "count": 0}}')
+    _fails_cleanly(["train", str(scene), "--out", str(tmp_path / "run")], "holds a value of the wrong kind")
+
+
+def test_an_empty_colmap_file_is_named(tmp_path: Path) -> None:
+    model = tmp_path / "sparse"
+    model.mkdir()
+    for name in ("cameras", "images", "points3D"):
+        (model / f"{name}.bin").write_bytes(b"")
+    _fails_cleanly(["scene", "import", str(model), "--out", str(tmp_path / "s")], "cameras.bin is empty (0 bytes)")
