@@ -28,7 +28,7 @@ from adop.deliver.delivery import make_deliverables
 from adop.errors import AdopError
 from adop.evaluate import evaluate, heldout_metrics
 from adop.flows.stage import ArtifactBuild, Stages, stage, stage_logger
-from adop.ingest import IngestConfig, find_image_dir, ingest_photos
+from adop.ingest import IngestConfig, find_image_dir, ingest_photos, read_capture_manifest
 from adop.model import TrainConfig, load_trained_model
 from adop.paths import FlyThroughConfig, load_camera_path
 from adop.pipeline import PipelineOptions
@@ -50,8 +50,9 @@ def ingest_capture(build: ArtifactBuild, *, images: Path, config: IngestConfig) 
 
 @stage("sfm", version=1)
 def structure_from_motion(build: ArtifactBuild, *, capture: ArtifactRef, config: SfmConfig) -> None:
-    """Features, matches and the sparse model (pycolmap)."""
-    run_sfm(capture.folder / "images", build.folder, config)
+    """Features, matches and the sparse model (pycolmap); messages name the user's folder, not the working copy."""
+    run_sfm(capture.folder / "images", build.folder, config, source=read_capture_manifest(
+        capture.folder / "capture.json").get("source"))
 
 
 @stage("scene", version=1)

@@ -117,7 +117,8 @@ class SfmResult:
         return data
 
 
-def run_sfm(image_dir: Path, out_dir: Path, config: SfmConfig = SfmConfig(), progress: Progress | None = None) -> SfmResult:
+def run_sfm(image_dir: Path, out_dir: Path, config: SfmConfig = SfmConfig(), progress: Progress | None = None, *,
+            source: Path | None = None) -> SfmResult:
     """Estimate cameras, poses and a sparse point cloud for the images in ``image_dir``.
 
     Args:
@@ -125,6 +126,7 @@ def run_sfm(image_dir: Path, out_dir: Path, config: SfmConfig = SfmConfig(), pro
         out_dir: an empty or missing folder to write into (see the module docstring for the layout).
         config: SfM options.
         progress: optional ``(step, total, metrics)`` callback, called after each stage.
+        source: the folder the user gave, named in messages when ``image_dir`` is a working copy of it.
 
     Returns:
         The result, also written to ``out_dir/sfm_report.json``.
@@ -139,7 +141,8 @@ def run_sfm(image_dir: Path, out_dir: Path, config: SfmConfig = SfmConfig(), pro
     out_dir = Path(out_dir)
     with watch("scan"):
         scan = scan_images(Path(image_dir))
-        _check_enough_images(scan, image_dir)
+        shown = Path(source) if source is not None else Path(image_dir)
+        _check_enough_images(scan, shown)
         names = [info.name for info in scan.images]
         matcher, reason = choose_matcher(names, config)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -155,7 +158,7 @@ def run_sfm(image_dir: Path, out_dir: Path, config: SfmConfig = SfmConfig(), pro
     with watch("colmap:extract"), pycolmap_errors("feature extraction"):
         extract_features(database, Path(image_dir), scan, config)
     drop_unread_images(database, scan)
-    _check_enough_images(scan, image_dir)
+    _check_enough_images(scan, shown)
     step("extract", images=len(scan.images))
     with watch("colmap:match"), pycolmap_errors("matching"):
         match_pairs(database, matcher, config)

@@ -124,3 +124,15 @@ def test_a_missing_input_file_is_one_failed_line_not_a_traceback(tmp_path: Path)
     state = plan_fly_through.task.fn(workspace=str(tmp_path / "ws"), model=model, config=FlyThroughConfig(),
                                      path_file=tmp_path / "no_such_path.json")
     assert isinstance(state, State) and state.is_failed() and "does not exist" in state.message
+
+
+def test_sfm_messages_name_the_users_folder_not_the_working_copy(tmp_path: Path) -> None:
+    photos = tmp_path / "shoot"
+    write_photo(photos / "a.jpg", seed=1)
+    for name in ("b.jpg", "c.jpg"):
+        shutil.copy(photos / "a.jpg", photos / name)  # byte-identical copies: one usable photo
+    ws = tmp_path / "ws"
+    capture = ArtifactRef.from_dict(ingest_capture.task.fn(workspace=str(ws), images=photos, config=IngestConfig()))
+    state = structure_from_motion.task.fn(workspace=str(ws), capture=capture, config=SfmConfig(num_threads=1))
+    assert isinstance(state, State) and state.is_failed()
+    assert str(photos.resolve()) in state.message and "artifacts" not in state.message
