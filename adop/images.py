@@ -64,11 +64,15 @@ def list_image_files(folder: Path, *, recursive: bool = False) -> ImageFiles:
 def read_image(path: str | os.PathLike[str], dtype: str = "uint8") -> np.ndarray:
     """Read any image OpenImageIO knows as an ``H×W×C`` array: ``"uint8"``, or ``"float"`` (8-bit files in [0, 1]).
 
+    Without OpenImageIO (a machine that only trains and renders) Pillow reads 8-bit JPEG/PNG/TIFF/BMP instead.
+
     Raises:
         InputError: the file cannot be opened or decoded.
     """
-    import OpenImageIO as oiio
-
+    try:
+        import OpenImageIO as oiio
+    except ImportError:
+        return _read_with_pillow(Path(path), dtype)
     image = oiio.ImageInput.open(str(path))
     if image is None:
         raise InputError(f"{path}: cannot read the image ({oiio.geterror()})")
@@ -79,6 +83,21 @@ def read_image(path: str | os.PathLike[str], dtype: str = "uint8") -> np.ndarray
     if pixels is None:
         raise InputError(f"{path}: cannot decode the image ({oiio.geterror()})")
     return np.asarray(pixels)
+
+
+def _read_with_pillow(path: Path, dtype: str) -> np.ndarray:
+    try:
+        from PIL import Image
+    except ImportError:
+        raise InputError(f"{path}: neither OpenImageIO nor Pillow is installed to read images") from None
+    try:
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("RGB") if image.mode not in ("L", "RGB", "RGBA") else image)
+    except OSError as error:
+        raise InputError(f"{path}: cannot read the image ({error})") from None
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    return pixels.astype(np.float32) / 255.0 if dtype == "float" else pixels.astype(np.uint8)
 
 
 def read_photo(path: Path, scale: float = 1.0) -> Tensor:
@@ -135,10 +154,17 @@ def write_png(path: str | os.PathLike[str], image: np.ndarray, *, compression_le
     Raises:
         ShapeError, InputError: unusable image; StageError: OpenImageIO could not write.
     """
-    import OpenImageIO as oiio
-
     path = Path(path)
     pixels = to_uint8(image)
+    try:
+        import OpenImageIO as oiio
+    except ImportError:  # a machine that only trains and renders: Pillow writes the same 8-bit PNG
+        from PIL import Image
+
+        with atomic_path(path) as tmp:
+            Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels).save(
+                tmp, format="PNG", compress_level=int(compression_level))
+        return path
     h, w, c = pixels.shape
     spec = oiio.ImageSpec(w, h, c, "uint8")
     spec.attribute("png:compressionLevel", int(compression_level))

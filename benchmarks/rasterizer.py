@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adop.raster import RasterConfig, rasterize  # noqa: E402
 from adop.raster.function import resolve_backend  # noqa: E402
 
-SIZES = {"640x480": (640, 480), "1920x1080": (1920, 1080)}
+SIZES = {"640x480": (640, 480), "1920x1080": (1920, 1080), "3840x2160": (3840, 2160)}
 
 
 def make_scene(points: int, size: tuple[int, int], device: torch.device, seed: int = 0) -> dict:
