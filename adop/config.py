@@ -51,7 +51,7 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-compatible dict (paths as strings, tuples as lists, nested configs as dicts)."""
-        return _to_plain(self)
+        return to_plain(self)
 
     @classmethod
     def from_dict(cls: type[C], data: dict[str, Any], where: str | None = None) -> C:
@@ -107,13 +107,14 @@ def _literal_choices(hint: Any) -> tuple[Any, ...] | None:
     return typing.get_args(hint) if typing.get_origin(hint) is Literal else None
 
 
-def _to_plain(value: Any) -> Any:
+def to_plain(value: Any) -> Any:
+    """JSON-compatible form of a config, a path, a tuple or list of them (dicts for dataclasses, strings for paths)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, (tuple, list)):
-        return [_to_plain(v) for v in value]
+        return [to_plain(v) for v in value]
     return value
 
 

@@ -246,15 +246,16 @@ def ensure_apart(output: str | os.PathLike[str], what: str = "output", **inputs:
         )
 
 
-def link_or_copy(source: Path, target: Path, *, link: bool = True) -> None:
-    """Hard-link ``source`` to ``target`` when ``link`` and the file system allow it, else copy it (with metadata)."""
-    if link:
-        try:
-            os.link(source, target)
-            return
-        except OSError:
-            pass
-    shutil.copy2(source, target)
+def link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link ``source`` to ``target`` where the file system allows it, else copy it (with metadata).
+
+    For adop's own files only (artifacts sharing bytes inside a workspace); a user's photos go through
+    ``clone_or_copy``, which can never make the workspace a way to change them.
+    """
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def link_tree(source: Path, target: Path) -> None:

@@ -32,7 +32,7 @@ from prefect.exceptions import MissingContextError
 from prefect.states import Failed, State
 
 from adop.cache import ArtifactRef, Workspace, compute_key
-from adop.config import Config
+from adop.config import to_plain
 from adop.errors import AdopError, StageError
 
 RESULTS_DIR = "prefect-results"
@@ -71,14 +71,6 @@ def _is_input(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, ArtifactRef) for v in value)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Config):
-        return value.to_dict()
-    if isinstance(value, tuple):
-        return list(value)
-    return value
-
-
 class Stage:
     """One pipeline stage: its name and version, the function that builds its artifact, and its Prefect task."""
 
@@ -107,7 +99,7 @@ class Stage:
     def key(self, arguments: Mapping[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
         """``(key, input fingerprints, parameters)`` of a call with these domain arguments."""
         inputs = {name: value for name, value in arguments.items() if _is_input(value)}
-        params = {name: _plain(value) for name, value in arguments.items() if name not in inputs}
+        params = {name: to_plain(value) for name, value in arguments.items() if name not in inputs}
         key, fingerprints = compute_key(self.name, self.version, inputs, params)
         return key, fingerprints, params
 
@@ -199,7 +191,8 @@ class Stages:
         if state.is_failed():
             raise StageError(state.message or f"stage {stage.name} failed")
         cached = ArtifactRef.from_dict(state.result())
-        found = self.workspace.lookup(stage.name, cached.key)
+        # A task that ran has just validated (or built) the artifact; only a Prefect cache hit needs the checksums.
+        found = self.workspace.lookup(stage.name, cached.key, checksums=state.name == "Cached")
         return found if found is not None and found.digest == cached.digest else None
 
     def summary(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pycolmap
+from scipy.spatial import cKDTree
 
 from adop.reconstruct.config import SfmConfig
 
@@ -185,6 +186,5 @@ def _collapsed_cameras(model: pycolmap.Reconstruction) -> int:
     if len(centers) < 3:
         return 0
     spread = float(np.median(np.linalg.norm(centers - np.median(centers, axis=0), axis=1)))
-    distances = np.linalg.norm(centers[:, None] - centers[None], axis=2)
-    np.fill_diagonal(distances, np.inf)
-    return int(np.sum(distances.min(axis=1) < 1e-3 * max(spread, 1e-12)))
+    nearest = cKDTree(centers).query(centers, k=2)[0][:, 1]  # k=1 is the centre itself
+    return int(np.sum(nearest < 1e-3 * max(spread, 1e-12)))
