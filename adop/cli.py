@@ -23,6 +23,7 @@ from rich.markup import escape
 from adop.errors import AdopError
 from adop.images import list_image_files
 from adop.ingest import find_image_dir
+from adop.paths.fly_through import parse_resolution
 from adop.pipeline import LAST_STAGES, PipelineOptions
 from adop.storage import ensure_apart, ensure_parent_exists, ensure_writable_dir
 
@@ -111,6 +112,10 @@ class PathKind(str, Enum):
 
 _OPTIONS = PipelineOptions()
 """Defaults of ``adop run``, read from the library configs so that each default is declared once."""
+_RESOLUTION_HELP = ("Frame size of a generated path, WIDTHxHEIGHT (e.g. 1920x1080); default: the photos' own "
+                    "resolution.")
+_DENSE_HELP = ("Dense stereo: ours (plane sweep, CPU or CUDA), colmap (COLMAP PatchMatch; needs pycolmap with CUDA "
+               "and a GPU), auto (colmap where it can run, else ours) or off (SfM points only).")
 
 
 @app.command()
@@ -124,6 +129,7 @@ def run(
     preset: Annotated[str, typer.Option(help="Training preset: cpu-fast or gpu-quality.")] = _OPTIONS.train_preset,
     max_steps: Annotated[int | None, typer.Option(help="Training steps (default: the preset's).")] = None,
     mapper: Annotated[str, typer.Option(help="SfM mapper: global (GLOMAP) or incremental.")] = _OPTIONS.sfm.mapper,
+    dense: Annotated[str, typer.Option(help=_DENSE_HELP)] = _OPTIONS.dense.method,
     path: Annotated[PathKind, typer.Option(help="Generated fly-through: orbit, or through the photos' cameras.")] = (
         PathKind(_OPTIONS.fly_through.kind)
     ),
@@ -131,6 +137,7 @@ def run(
     = None,
     seconds: Annotated[float, typer.Option(help="Length of a generated path.")] = _OPTIONS.fly_through.seconds,
     fps: Annotated[float, typer.Option(help="Frame rate of a generated path.")] = _OPTIONS.fly_through.fps,
+    resolution: Annotated[str | None, typer.Option(help=_RESOLUTION_HELP)] = None,
     ev: Annotated[float | None, typer.Option(help="Exposure (EV100) of the renders; default the photos' mean.")] = None,
     stop_after: Annotated[str, typer.Option(help="Last stage: ingest, reconstruct, train, render, deliver.")] = (
         _OPTIONS.stop_after
@@ -141,6 +148,7 @@ def run(
     image_dir = find_image_dir(capture_dir)  # fail fast on user mistakes, before Prefect starts
     if not list_image_files(image_dir).images:
         raise AdopError(f"{image_dir} holds no JPEG/PNG/TIFF/BMP photos; point to the folder that holds them")
+    size = (None, None) if resolution is None else parse_resolution(resolution)
     ensure_apart(workspace, "workspace", capture_folder=capture_dir, path_file=path_file)
     ensure_parent_exists(workspace, "workspace")
     ensure_writable_dir(workspace, "workspace")
@@ -155,15 +163,23 @@ def run(
     options = _OPTIONS.replace(
         ingest=_OPTIONS.ingest.replace(min_images=min_images),
         sfm=_OPTIONS.sfm.replace(mapper=mapper),
+        dense=_OPTIONS.dense.replace(method=dense),
         train_preset=preset, max_steps=max_steps,
-        fly_through=_OPTIONS.fly_through.replace(kind=path.value, seconds=seconds, fps=fps,
+        fly_through=_OPTIONS.fly_through.replace(kind=path.value, seconds=seconds, fps=fps, width=size[0],
+                                                 height=size[1],
                                                  file=None if path_file is None else path_file.resolve()),
         render=_OPTIONS.render.replace(ev=ev),
         stop_after=stop_after,
     )
-    from adop.flows.capture_to_deliverable import capture_to_deliverable  # the one command that imports Prefect
+    from adop.flows.capture_to_deliverable import (  # the one command that imports Prefect
+        RunInterrupted,
+        run_capture_to_deliverable,
+    )
 
-    state = capture_to_deliverable(str(capture_dir), str(workspace), options, return_state=True)
+    try:
+        state = run_capture_to_deliverable(capture_dir, workspace, options)
+    except RunInterrupted as stop:
+        raise typer.Exit(stop.exit_status) from None
     if state.is_failed():
         raise AdopError(state.message or "the pipeline failed; see the log above")
     summary = state.result()
@@ -235,9 +251,10 @@ def render(
     ),
     seconds: Annotated[float, typer.Option(help="Length of a generated path.")] = _OPTIONS.fly_through.seconds,
     fps: Annotated[float, typer.Option(help="Frame rate of a generated path.")] = _OPTIONS.fly_through.fps,
-    width: Annotated[int | None, typer.Option(help="Frame width of a generated path (default: the training resolution).")]
-    = None,
-    height: Annotated[int | None, typer.Option(help="Frame height of a generated path (default: the training resolution).")]
+    resolution: Annotated[str | None, typer.Option(help=_RESOLUTION_HELP)] = None,
+    width: Annotated[int | None, typer.Option(help="Frame width of a generated path (default: the photos'; the height "
+                                                   "follows their aspect ratio).")] = None,
+    height: Annotated[int | None, typer.Option(help="Frame height of a generated path (default: the photos').")]
     = None,
     ev: Annotated[float | None, typer.Option(help="Exposure (EV100); default the photos' mean.")] = None,
     name: Annotated[str, typer.Option(help="File stem of the frames and movies.")] = _OPTIONS.render.name,
@@ -257,6 +274,8 @@ def render(
         raise AdopError(f"--path must be orbit, cameras or an existing camera path JSON file; {path} does not exist")
     ensure_apart(out, "output folder", run_folder=run_dir, camera_path_file=path if is_file else None)
     ensure_parent_exists(out, "output folder")
+    if resolution is not None:
+        width, height = parse_resolution(resolution)
     model = load_trained_model(run_dir)
     fly_through = FlyThroughConfig(kind="orbit" if is_file else path, file=Path(path) if is_file else None,  # type: ignore[arg-type]
                                    seconds=seconds, fps=fps, width=width, height=height)
@@ -290,9 +309,12 @@ def reconstruct(
     = _OPTIONS.cleanup.voxel_factor,
     point_factor: Annotated[int, typer.Option(help="ADOP densification: copies per point (1 = off).")]
     = _OPTIONS.cleanup.point_factor,
+    dense: Annotated[str, typer.Option(help=_DENSE_HELP)] = _OPTIONS.dense.method,
+    dense_size: Annotated[int, typer.Option(help="Long side (px) of the depth maps on the CPU (0 = full size).")]
+    = _OPTIONS.dense.max_image_size,
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
 ) -> None:
-    """Structure from motion + point cleanup alone: photos in, an adop scene folder and a report out."""
+    """Structure from motion, dense stereo and point cleanup: photos in, an adop scene folder and a report out."""
     from adop.reconstruct import reconstruct as run_reconstruction
 
     _setup_logging(False)
@@ -302,11 +324,55 @@ def reconstruct(
     image_dir = find_image_dir(capture_dir).resolve()
     ensure_apart(out, "scene folder", capture_folder=capture_dir)
     ensure_parent_exists(out, "scene folder")
-    report = run_reconstruction(image_dir, out, sfm_config, cleanup_config, overwrite=overwrite)
+    dense_config = _OPTIONS.dense.replace(method=dense, max_image_size=dense_size)
+    report = run_reconstruction(image_dir, out, sfm_config, cleanup_config, overwrite=overwrite,
+                                dense_config=dense_config)
     summary = out / "reconstruction_summary.txt"
     if summary.is_file():
         console.print(summary.read_text(encoding="utf-8"))
     console.print(f"scene written to [bold]{out}[/] ({report.points_final} points)")
+
+
+@app.command()
+@user_errors
+def densify(
+    source: Annotated[Path, typer.Argument(help="A scene folder from `adop reconstruct` (holding sfm/), or an SfM "
+                                                "folder (sfm_report.json + sparse/).")],
+    out: Annotated[Path, typer.Option(help="The dense scene folder to create (scene.json, points.ply, report, "
+                                           "dense/).")],
+    images: Annotated[Path | None, typer.Option(help="The photos' folder (default: the scene's own).")] = None,
+    dense: Annotated[str, typer.Option(help=_DENSE_HELP)] = "ours",
+    dense_size: Annotated[int, typer.Option(help="Long side (px) of the depth maps on the CPU (0 = full size).")]
+    = _OPTIONS.dense.max_image_size,
+    overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
+) -> None:
+    """Dense stereo on a finished reconstruction: a new scene folder whose points are the fused dense cloud."""
+    from adop.reconstruct import densify_scene
+    from adop.reconstruct.pipeline import SFM_SUBDIR
+
+    _setup_logging(False)
+    if dense == "off":
+        raise AdopError("--dense off would only copy the scene; choose ours, auto or colmap")
+    sfm_dir = source / SFM_SUBDIR if (source / SFM_SUBDIR / "sfm_report.json").is_file() else source
+    if not (sfm_dir / "sfm_report.json").is_file():
+        raise AdopError(f"{source} is neither a scene folder from `adop reconstruct` (with sfm/) nor an SfM folder "
+                        "(with sfm_report.json); dense stereo needs the SfM model and its tracks")
+    if images is None:
+        from adop.scene import load_scene
+
+        if not (source / "scene.json").is_file():
+            raise AdopError(f"{source} is an SfM folder, which does not record where the photos are; pass --images")
+        image_dir = load_scene(source).image_dir
+        images = image_dir if image_dir is None or image_dir.is_absolute() else (source / image_dir).resolve()
+    if images is None or not Path(images).is_dir():
+        raise AdopError(f"the photos' folder {images} does not exist; pass --images")
+    ensure_apart(out, "scene folder", source=source, image_folder=images)
+    ensure_parent_exists(out, "scene folder")
+    report = densify_scene(sfm_dir, Path(images).resolve(), out,
+                           _OPTIONS.dense.replace(method=dense, max_image_size=dense_size), _OPTIONS.cleanup,
+                           overwrite=overwrite)
+    console.print((out / "reconstruction_summary.txt").read_text(encoding="utf-8"))
+    console.print(f"dense scene written to [bold]{out}[/] ({report.points_final} points)")
 
 
 @app.command()

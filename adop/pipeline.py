@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from adop.config import Config, require
+from adop.dense import DenseConfig
 from adop.ingest import IngestConfig
 from adop.model.config import TrainConfig
 from adop.paths.fly_through import FlyThroughConfig
@@ -20,7 +21,7 @@ from adop.render import RenderConfig
 from adop.train.presets import PRESETS, preset
 
 LastStage = Literal["ingest", "reconstruct", "train", "render", "deliver"]
-"""Where a run may stop: after ingest, after the scene (SfM + cleanup), after training, after rendering, or at the end."""
+"""Where a run may stop: after ingest, after the scene (SfM, dense, cleanup), after training, after rendering, or at the end."""
 LAST_STAGES: tuple[str, ...] = ("ingest", "reconstruct", "train", "render", "deliver")
 
 
@@ -32,6 +33,8 @@ class PipelineOptions(Config):
     """Which photos are accepted and how they enter the workspace."""
     sfm: SfmConfig = field(default_factory=SfmConfig)
     """Structure from motion."""
+    dense: DenseConfig = field(default_factory=DenseConfig)
+    """Dense stereo on the SfM model."""
     cleanup: CleanupConfig = field(default_factory=CleanupConfig)
     """Point cleanup and ADOP's point preprocessing."""
     train_preset: str = "cpu-fast"

@@ -79,10 +79,10 @@ class RenderedChunk:
 def camera_path_for(model: TrainedModel, config: FlyThroughConfig = FlyThroughConfig()) -> CameraPath:
     """The fly-through of a trained model, planned from its own refined poses and points (no scene folder needed).
 
-    A generated path defaults to the training resolution: the one-pixel rasterizer's hole pattern depends on points
-    per pixel, so the network renders best at the scale it learned.
+    A generated path defaults to the photos' resolution (what a studio delivers), not the smaller one the model was
+    trained at; the renderer's point pyramid fills what the points leave open at that size.
     """
-    width, height, focal = model.training_resolution()
+    width, height, focal = model.photo_resolution()
     rotations, translations = model.poses()
     return fly_through_path(config, rotations, translations, model.point_positions(), size=(width, height),
                             focal=focal)

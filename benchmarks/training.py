@@ -6,7 +6,7 @@ Public API only (``adop.synth``, ``adop.reconstruct``, ``adop.train``, ``adop.ev
     Times individual training steps through the progress callback (called after every step with ``log_every=1``)
     and prints the median and IQR seconds per step and per megapixel of crops (crops × crop area).
 
-``python benchmarks/training.py small WORK_DIR [--preset cpu-fast] [--max-steps N] [--points sfm|sfm-x4]``
+``python benchmarks/training.py small WORK_DIR [--preset cpu-fast] [--max-steps N] [--points sfm|sfm-x4|dense]``
     Generates the ``small`` synthetic set (if absent), reconstructs it with ``adop.reconstruct`` (if absent), trains
     the full model, baseline (b) and the oracle run, evaluates all with the ground truth, and prints the held-out PSNR
     against training time and the time to reach the final PSNR (first quick evaluation within 0.1 dB of the last).
@@ -82,7 +82,8 @@ def small(work: Path, preset_name: str, max_steps: int | None, points: str, comp
     """The full small-set measurement (module docstring)."""
     from adop.evaluate import evaluate
     from adop.train import train_comparisons
-    from adop.reconstruct import CleanupConfig, build_scene, reconstruct
+    from adop.dense import DenseConfig
+    from adop.reconstruct import CleanupConfig, build_scene, densify_scene, reconstruct
     from adop.synth import generate_capture_set
     from adop.train import preset, train
 
@@ -91,8 +92,12 @@ def small(work: Path, preset_name: str, max_steps: int | None, points: str, comp
         generate_capture_set(capture, preset="small", seed=0)
     sfm_scene = work / "small_sfm"
     if not (sfm_scene / "scene.json").is_file():
-        reconstruct(capture / "images", sfm_scene)
+        reconstruct(capture / "images", sfm_scene, dense_config=DenseConfig(method="off"))
     scene = sfm_scene
+    if points == "dense":
+        scene = work / "small_dense"
+        if not (scene / "scene.json").is_file():
+            densify_scene(sfm_scene / "sfm", capture / "images", scene)
     if points == "sfm-x4":
         scene = work / "small_sfm_x4"
         if not (scene / "scene.json").is_file():
@@ -148,7 +153,7 @@ def main() -> None:
     sm.add_argument("work", type=Path)
     sm.add_argument("--preset", default="cpu-fast")
     sm.add_argument("--max-steps", type=int, default=None)
-    sm.add_argument("--points", choices=["sfm", "sfm-x4"], default="sfm-x4")
+    sm.add_argument("--points", choices=["sfm", "sfm-x4", "dense"], default="dense")
     sm.add_argument("--no-comparisons", action="store_true")
     sm.add_argument("--run-name", default=None, help="run folder name under WORK (default run_PRESET_POINTS)")
     sc = sub.add_parser("scene")

@@ -4,6 +4,7 @@
 #   nvidia-smi.txt, versions.txt       the device and the software
 #   pytest_cuda.txt                    CUDA against the torch reference (parity, gradients, stream ordering)
 #   rasterizer.txt, rasterizer_cuda.json   forward and forward+backward at 1e5..1e7 points, 1080p and 4K
+#   dense_sweep.txt, dense_sweep_cuda.json   plane-sweep seconds per depth map at 1.9, 6 and 12 MP
 #   training.txt                       gpu-quality steps/s on SCENE_DIR (when given: a prepared scene folder)
 # Usage: OUT=results bash scripts/gpu_check.sh [SCENE_DIR]
 set -uo pipefail
@@ -20,13 +21,18 @@ nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 torch.cuda.get_device_name())" > "$OUT/versions.txt" 2>&1
 
 step "CUDA parity tests"
-timeout 240 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/raster > "$OUT/pytest_cuda.txt" 2>&1
+timeout 240 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/raster tests/dense > "$OUT/pytest_cuda.txt" 2>&1
 echo "exit $?" >> "$OUT/pytest_cuda.txt"
 
 step "rasterizer benchmark"
 timeout 240 "$PY" benchmarks/rasterizer.py --backends cuda torch --points 100000 1000000 10000000 \
     --sizes 1920x1080 3840x2160 --min-time 0.3 --json "$OUT/rasterizer_cuda.json" > "$OUT/rasterizer.txt" 2>&1
 echo "exit $?" >> "$OUT/rasterizer.txt"
+
+step "dense plane sweep"
+timeout 120 "$PY" benchmarks/dense.py sweep-time --device cuda --sizes 1600x1200 3008x2000 4000x3000 \
+    --json "$OUT/dense_sweep_cuda.json" > "$OUT/dense_sweep.txt" 2>&1
+echo "exit $?" >> "$OUT/dense_sweep.txt"
 
 if [ $# -ge 1 ]; then
   step "training throughput"

@@ -316,6 +316,15 @@ def summary_markdown(report: EvalReport) -> str:
             lines.append(f"| {m.name} | {_fmt(s.ev_correlation)} | {_fmt(s.ev_correlation_gauge_free)} | "
                          f"{_fmt(s.ev_rmse)} | {_fmt(s.wb_correlation)} | {_fmt(s.wb_correlation_gauge_free)} | "
                          f"{_fmt(s.vignette_mae, 4)} | {_fmt(s.response_mae, 4)} | {_fmt(s.hdr_log2_error)} |")
+    clouds = [m for m in synth if m.synthetic is not None and m.synthetic.cloud_scores]
+    if clouds:
+        lines += ["", "Points against the true surface (accuracy / completeness / F-score; τ as a fraction of the "
+                  "scene extent):", ""]
+        for m in clouds:
+            assert m.synthetic is not None and m.synthetic.cloud_scores is not None
+            parts = [f"τ {c['tolerance_relative']:.1%}: {c['accuracy']:.3f} / {c['completeness']:.3f} / "
+                     f"{c['fscore']:.3f}" for c in m.synthetic.cloud_scores]
+            lines.append(f"- **{m.name}** ({m.synthetic.cloud_scores[0]['points']:,} points): " + "; ".join(parts))
     with_lpips = any(v.lpips is not None for m in report.methods for v in m.views)
     lines += ["", "## Per view (PSNR dB / SSIM" + (" / LPIPS)" if with_lpips else ")"), ""]
     for m in report.methods:

@@ -15,6 +15,9 @@ What can be identified, and how it is compared:
 * **Vignetting**: the learned factor map against the true one over the full image (both are 1 at the centre).
 * **Response**: learned and true curves on [0, 1] after the best per-channel input scale (the global scale and colour
   of the linear signal are not identifiable), mean absolute error over 256 samples.
+* **Point cloud**: the model's points against the generator's dense surface sample, ETH3D-style accuracy,
+  completeness (of the surface the cameras see) and F-score at τ = 0.5 % and 1 % of the scene extent
+  (``adop.dense.quality``).
 * **HDR**: the model's raw linear HDR at the held-out poses against the ground-truth EXR radiance, in log2 (stops),
   after one global scale (the median log ratio); pixels with almost no radiance are excluded.
 
@@ -32,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from adop.dense.quality import scene_extent, surface_scores, visible_samples
 from adop.images import read_image
 from adop.scene import load_scene
 from adop.model.trained import TrainedModel
@@ -69,6 +73,8 @@ class SyntheticMetrics:
     """Mean |log2(render / truth)| in stops after one global scale, over the held-out EXRs."""
     hdr_views: int
     """Held-out EXRs compared."""
+    cloud_scores: list[dict] | None = None
+    """The model's points against the true surface: one ``SurfaceScores`` dict per tolerance (0.5 %, 1 %)."""
 
     def to_dict(self) -> dict:
         """JSON-compatible dict."""
@@ -184,4 +190,24 @@ def synthetic_metrics(model: TrainedModel, ground_truth_dir: Path) -> SyntheticM
     hdr, views = None, 0
     if (ground_truth_dir / "heldout" / "scene.json").is_file():
         hdr, views = _hdr_error(model, ground_truth_dir / "heldout", ground_truth_dir / "scene")
-    return SyntheticMetrics(ev, ev_rmse, ev_free, wb, wb_r, wb_b, wb_free, vig_mae, vig_max, resp, scales, hdr, views)
+    cloud = _cloud_scores(model, ground_truth_dir / "scene") if (ground_truth_dir / "scene").is_dir() else None
+    return SyntheticMetrics(ev, ev_rmse, ev_free, wb, wb_r, wb_b, wb_free, vig_mae, vig_max, resp, scales, hdr, views,
+                            cloud)
+
+
+def _cloud_scores(model: TrainedModel, gt_scene_dir: Path) -> list[dict] | None:
+    """The model's points, mapped into the truth's frame by the camera centres, scored against the true surface."""
+    truth = load_scene(gt_scene_dir)
+    if len(truth.points) == 0:
+        return None
+    gt_centres = {f.name: f.center for f in truth.frames}
+    names = [f["name"] for f in model.frames if f["name"] in gt_centres]
+    if len(names) < 3:
+        return None
+    index = {f["name"]: i for i, f in enumerate(model.frames)}
+    run_centres = np.array([-model.frame_pose(index[n])[0].T @ model.frame_pose(index[n])[1] for n in names])
+    s, rot, t = umeyama(run_centres, np.array([gt_centres[n] for n in names]))
+    points = s * model.point_positions() @ rot.T + t
+    samples = truth.points.positions
+    return [score.to_dict() for score in surface_scores(points, samples, visible_samples(samples, truth),
+                                                        scene_extent(samples))]

@@ -1,12 +1,13 @@
 """The main job: a capture set in, a scene, a trained model and deliverables out.
 
-    ingest ─► sfm ─► scene ─► train ─► path ─► render (one task per frame chunk) ─► deliver
+    ingest ─► sfm ─► dense ─► scene ─► train ─► path ─► render (one task per frame chunk) ─► deliver
 
 Every stage is a cached Prefect task over the workspace's artifact cache (``adop.flows.stage``), keyed by the content
 of its inputs, its parameters and its version: a rerun skips what is done, a changed parameter reruns only what
-depends on it. ``sfm`` (pycolmap database + model) and ``scene`` (cleanup + ADOP preprocessing) are separate
-artifacts, so a new cleanup parameter reruns only ``scene``. Training checkpoints live in ``WS/runs/<key>`` (outside
-the artifact), so a killed training resumes when the flow is rerun. ``path`` is the fly-through planned from the
+depends on it. ``sfm`` (pycolmap database + model), ``dense`` (fused cloud) and ``scene`` (cleanup + ADOP
+preprocessing) are separate artifacts, so a new cleanup parameter reruns only ``scene``. Depth maps and training
+checkpoints live in ``WS/runs/<key>`` (outside the artifact), so a killed dense run or training resumes when the
+flow is rerun. ``path`` is the fly-through planned from the
 trained model's own poses and points. Each render chunk is its own artifact, so a new exposure or path rerenders
 only what changed. Run it with ``adop run CAPTURE_DIR --workspace DIR``; with no Prefect server configured it runs in
 Prefect's local ephemeral mode.
@@ -23,16 +24,18 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.states import Failed
 
-from adop.cache import ArtifactRef, Workspace
+from adop.cache import ArtifactRef, Workspace, compute_key
 from adop.deliver.delivery import make_deliverables
 from adop.errors import AdopError
 from adop.evaluate import evaluate, heldout_metrics
-from adop.flows.stage import ArtifactBuild, Stages, stage, stage_logger
+from adop.flows.interrupts import RunInterrupted, stop_on_signals
+from adop.flows.stage import SCRATCH_DIR, ArtifactBuild, Stages, stage, stage_logger
 from adop.ingest import IngestConfig, find_image_dir, ingest_photos, read_capture_manifest
 from adop.model import TrainConfig, load_trained_model
 from adop.paths import FlyThroughConfig, load_camera_path
 from adop.pipeline import PipelineOptions
-from adop.reconstruct import CleanupConfig, SfmConfig, build_scene, run_sfm
+from adop.dense import DenseConfig
+from adop.reconstruct import CleanupConfig, SfmConfig, build_scene, run_dense, run_sfm
 from adop.render import RenderConfig, camera_path_for, chunk_ranges, render_chunk
 from adop.storage import link_or_copy, link_tree
 from adop.train import train
@@ -55,10 +58,22 @@ def structure_from_motion(build: ArtifactBuild, *, capture: ArtifactRef, config:
         capture.folder / "capture.json").get("source"))
 
 
-@stage("scene", version=1)
-def build_point_scene(build: ArtifactBuild, *, capture: ArtifactRef, sfm: ArtifactRef, config: CleanupConfig) -> None:
-    """Cleanup, normals and ADOP's point preprocessing; writes the scene folder and the reconstruction report."""
-    build_scene(sfm.folder, capture.folder / "images", build.folder, config)
+@stage("dense", version=1)
+def dense_stereo(build: ArtifactBuild, *, capture: ArtifactRef, sfm: ArtifactRef, config: DenseConfig) -> None:
+    """Depth maps of every view fused into one dense cloud. The maps are kept in ``WS/runs/dense-<key>``, keyed by
+    the photos, the SfM model and the fields the maps depend on (not fusion's), so a killed run resumes and a new
+    fusion setting reruns only the fusion."""
+    maps_key, _ = compute_key("dense-maps", "1", {"capture": capture, "sfm": sfm}, config.depth_map_fields())
+    run_dense(sfm.folder, capture.folder / "images", build.folder, config,
+              cache_dir=build.workspace / SCRATCH_DIR / f"dense-{maps_key}")
+
+
+@stage("scene", version=2)
+def build_point_scene(build: ArtifactBuild, *, capture: ArtifactRef, sfm: ArtifactRef, dense: ArtifactRef,
+                      config: CleanupConfig) -> None:
+    """The dense cloud (SfM points where it has none), cleanup, normals and ADOP's point preprocessing; writes the
+    scene folder and the reconstruction report."""
+    build_scene(sfm.folder, capture.folder / "images", build.folder, config, dense_dir=dense.folder)
 
 
 @stage("train", version=1)
@@ -127,6 +142,17 @@ def capture_to_deliverable(
         return Failed(message=str(error))  # type: ignore[return-value]
 
 
+def run_capture_to_deliverable(capture_dir: Path, workspace: Path, options: PipelineOptions) -> Any:
+    """Run the flow as ``adop run`` does, returning its final state; Ctrl-C and SIGTERM stop it cleanly
+    (``adop.flows.interrupts``: exit 130 / 143, the temporary server stopped; ``RunInterrupted`` with a configured
+    server)."""
+    with stop_on_signals():
+        return capture_to_deliverable(str(capture_dir), str(workspace), options, return_state=True)
+
+
+__all__ = ["RunInterrupted", "capture_to_deliverable", "run_capture_to_deliverable"]
+
+
 def run_pipeline(capture_dir: Path, workspace: Workspace, options: PipelineOptions) -> dict[str, Any]:
     """The stages in order, as far as ``options.stop_after``; returns ``Stages.summary()``."""
     workspace.clean_stale_builds()
@@ -136,7 +162,8 @@ def run_pipeline(capture_dir: Path, workspace: Workspace, options: PipelineOptio
         return stages.summary()
 
     sfm = stages.run(structure_from_motion, capture=capture, config=options.sfm)
-    scene = stages.run(build_point_scene, capture=capture, sfm=sfm, config=options.cleanup)
+    dense = stages.run(dense_stereo, capture=capture, sfm=sfm, config=options.dense)
+    scene = stages.run(build_point_scene, capture=capture, sfm=sfm, dense=dense, config=options.cleanup)
     get_run_logger().info("scene ready: %s (report: %s)", scene.folder, scene.folder / "reconstruction_summary.txt")
     if not options.runs("train"):
         return stages.summary()

@@ -89,6 +89,12 @@ class TrainedModel:
         camera = self.cameras[0]
         return camera.width, camera.height, float(camera.intrinsics[0])
 
+    def photo_resolution(self) -> tuple[int, int, float]:
+        """``(W, H, focal)`` of the first camera at the photos' own size, what deliverables are rendered at."""
+        camera = self.cameras[0].scaled(1.0 / self.config.image_scale) if self.config.image_scale != 1.0 \
+            else self.cameras[0]
+        return camera.width, camera.height, float(camera.intrinsics[0])
+
     def poses(self) -> tuple[np.ndarray, np.ndarray]:
         """Refined world→camera rotations ``[F, 3, 3]`` and translations ``[F, 3]`` of every frame, in scene order."""
         return self.scene_model.rotations.numpy().copy(), self.scene_model.translations.numpy().copy()

@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 
 from adop.config import Config, require
+from adop.errors import InputError
 from adop.paths.camera_path import CameraPath
 from adop.paths.files import load_camera_path
 from adop.paths.generators import orbit_path, path_through_cameras
@@ -35,14 +36,30 @@ class FlyThroughConfig(Config):
     fps: float = 24.0
     """Frame rate of a generated path."""
     width: int | None = None
-    """Frame width of a generated path; None: the training resolution."""
+    """Frame width of a generated path; None: the photos' width."""
     height: int | None = None
-    """Frame height of a generated path; None: the training resolution."""
+    """Frame height of a generated path; None: the photos' height (or, with only ``width`` given, the photos' aspect
+    ratio at that width)."""
 
     def validate(self) -> None:
         require(self.seconds > 0 and self.fps > 0, "FlyThroughConfig.seconds and fps must be positive")
         require(all(v is None or 16 <= v <= MAX_SIDE for v in (self.width, self.height)),
                 f"FlyThroughConfig.width and height must be between 16 and {MAX_SIDE} px")
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """``"1920x1080"`` (or ``1920×1080``) → ``(1920, 1080)``.
+
+    Raises:
+        InputError: not two positive whole numbers joined by x, or a side outside 16..MAX_SIDE.
+    """
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise InputError(f"a resolution is written WIDTHxHEIGHT, e.g. 1920x1080; got {text!r}")
+    width, height = (int(p) for p in parts)
+    if not all(16 <= v <= MAX_SIDE for v in (width, height)):
+        raise InputError(f"resolution sides must be between 16 and {MAX_SIDE} px; got {text!r}")
+    return width, height
 
 
 def fly_through_path(
@@ -68,7 +85,8 @@ def fly_through_path(
     """
     if config.file is not None:
         return load_camera_path(config.file)
-    width, height = config.width or size[0], config.height or size[1]
+    width = config.width or size[0]
+    height = config.height or (round(size[1] * width / size[0]) if config.width else size[1])
     kwargs = dict(width=width, height=height, fps=config.fps, seconds=config.seconds, focal_px=focal * width / size[0])
     rotations, translations = np.asarray(rotations, dtype=np.float64), np.asarray(translations, dtype=np.float64)
     if config.kind == "cameras":

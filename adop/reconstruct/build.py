@@ -19,6 +19,10 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from scipy.spatial import cKDTree
+
+from adop.dense import load_dense_result
 from adop.reconstruct.cleanup import CleanupStats, clean_points, view_vectors
 from adop.reconstruct.config import CleanupConfig
 from adop.reconstruct.preprocess import PreprocessStats, preprocess_points
@@ -28,6 +32,7 @@ from adop.reconstruct.sfm import MODEL_DIR, load_sfm_result
 from adop.reconstruct.timing import StageTiming, Stopwatch
 from adop.scene.colmap import read_reconstruction, scene_from_reconstruction
 from adop.scene.folder import save_scene
+from adop.scene.types import PointCloud
 from adop.storage import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -52,10 +57,16 @@ class SceneReport:
     sfm: dict[str, Any]
     """The SfM folder's ``sfm_report.json``."""
     config: dict[str, Any]
+    dense: dict[str, Any] | None = None
+    """The dense folder's ``dense_report.json`` (None when the scene was built from SfM alone)."""
+    points_dense: int = 0
+    """Dense points that went into the cleanup."""
+    points_sparse_kept: int = 0
+    """SfM points added where the dense cloud has none."""
 
     @property
     def points_sfm(self) -> int:
-        return self.cleanup.points_in
+        return int(self.sfm.get("num_points", self.cleanup.points_in))
 
     @property
     def points_final(self) -> int:
@@ -68,7 +79,8 @@ class SceneReport:
         return data
 
 
-def build_scene(sfm_dir: Path, image_dir: Path, out_dir: Path, config: CleanupConfig = CleanupConfig()) -> SceneReport:
+def build_scene(sfm_dir: Path, image_dir: Path, out_dir: Path, config: CleanupConfig = CleanupConfig(), *,
+                dense_dir: Path | None = None) -> SceneReport:
     """Turn a finished ``run_sfm`` folder into a scene folder ready for training.
 
     Args:
@@ -77,6 +89,9 @@ def build_scene(sfm_dir: Path, image_dir: Path, out_dir: Path, config: CleanupCo
             also read for each frame's EXIF exposure.
         out_dir: the scene folder to write (created if missing).
         config: cleanup and preprocessing options.
+        dense_dir: output folder of the dense stage; its cloud replaces the SfM points (which are kept only where
+            it has none, see ``CleanupConfig.sparse_fill``). None, or a dense folder without a cloud (``off``, a
+            fallback): the SfM points.
 
     Returns:
         The report, also written to ``out_dir/reconstruction_report.json``.
@@ -91,8 +106,14 @@ def build_scene(sfm_dir: Path, image_dir: Path, out_dir: Path, config: CleanupCo
         reconstruction = read_reconstruction(Path(sfm_dir) / MODEL_DIR)
         scene = scene_from_reconstruction(reconstruction, Path(image_dir), source=str(sfm_dir))
         views = view_vectors(reconstruction, sorted(reconstruction.point3D_ids()))
+        dense_report, dense_cloud = load_dense_result(dense_dir) if dense_dir is not None else (None, None)
+    points_in, points_dense, sparse_kept = scene.points, 0, 0
+    if dense_cloud is not None and len(dense_cloud):
+        with watch("merge"):
+            points_in, views, sparse_kept = merge_dense(dense_cloud, scene.points, views, config)
+            points_dense = len(dense_cloud)
     with watch("cleanup"):
-        cleaned, cleanup_stats = clean_points(scene.points, views, config)
+        cleaned, cleanup_stats = clean_points(points_in, views, config)
     with watch("preprocess"):
         points, pre_stats = preprocess_points(
             cleaned, scene.centers(), duplicate_tolerance=config.duplicate_tolerance,
@@ -114,12 +135,53 @@ def build_scene(sfm_dir: Path, image_dir: Path, out_dir: Path, config: CleanupCo
     report = SceneReport(
         scene_dir=out_dir, num_frames=len(scene.frames), num_cameras=len(scene.cameras), cleanup=cleanup_stats,
         preprocess=pre_stats, up=scene.up or (0.0, 0.0, 1.0), timings=tuple(watch.rows), sfm=sfm_report,
-        config=config.to_dict(),
+        config=config.to_dict(), dense=None if dense_report is None else dense_report.to_dict(),
+        points_dense=points_dense, points_sparse_kept=sparse_kept,
     )
     write_text_atomic(out_dir / SUMMARY_FILE, summarize(report))
     write_text_atomic(out_dir / REPORT_FILE, json.dumps(report.to_dict(), indent=1))
     log.info("scene: %d frames, %d → %d points", report.num_frames, report.points_sfm, report.points_final)
     return report
+
+
+def merge_dense(dense: PointCloud, sparse: PointCloud, sparse_views: np.ndarray,
+                config: CleanupConfig) -> tuple[PointCloud, np.ndarray, int]:
+    """The dense cloud plus (with ``sparse_fill``) the SfM points farther than ``sparse_fill_spacing`` median dense
+    spacings from any dense point; returns the points, their view vectors and how many SfM points were kept.
+
+    The dense points' fused normals face the cameras, so they serve as view vectors: the cleanup then fits normals
+    again from the neighbourhood (as for SfM points) and only takes their side from them."""
+    views = dense.normals.astype(np.float64) if dense.normals is not None else np.zeros((len(dense), 3))
+    colors = dense.colors if dense.colors is not None else np.full((len(dense), 3), 128, np.uint8)
+    if not config.sparse_fill or len(sparse) == 0 or len(dense) < 2:
+        return PointCloud(dense.positions, colors=colors), views, 0
+    tree = cKDTree(dense.positions)
+    sample = dense.positions[:: max(1, len(dense) // 20000)]
+    gaps = tree.query(sample, k=2)[0][:, 1]
+    spacing = float(np.median(gaps[gaps > 0])) if np.any(gaps > 0) else 0.0
+    far = tree.query(sparse.positions)[0] > config.sparse_fill_spacing * spacing
+    sparse_colors = sparse.colors if sparse.colors is not None else np.full((len(sparse), 3), 128, np.uint8)
+    merged = PointCloud(np.concatenate([dense.positions, sparse.positions[far]]),
+                        colors=np.concatenate([colors, sparse_colors[far]]))
+    return merged, np.concatenate([views, sparse_views[far]]), int(far.sum())
+
+
+def _dense_lines(report: SceneReport) -> list[str]:
+    dense = report.dense
+    if dense is None:
+        return []
+    if dense["method"] == "off":
+        return ["  dense:    off (the SfM points only)"]
+    seconds = sum(dense["seconds"].values())
+    coverage = sorted(dense["coverage"].values())
+    median = coverage[len(coverage) // 2] if coverage else 0.0
+    lines = [f"  dense:    {dense['method']} on {dense['device']} at {dense['map_size']}: {dense['views_used']}/"
+             f"{dense['views']} views, {dense['points']:,} points, median photo coverage {median:.0%}, "
+             f"{seconds:.1f} s; {report.points_dense:,} dense + {report.points_sparse_kept:,} SfM points kept"]
+    lines += [f"  warning:  {warning}" for warning in dense["warnings"][:10]]
+    if len(dense["warnings"]) > 10:
+        lines.append(f"  warning:  ... and {len(dense['warnings']) - 10} more (dense_report.json)")
+    return lines
 
 
 def summarize(report: SceneReport) -> str:
@@ -142,6 +204,7 @@ def summarize(report: SceneReport) -> str:
         f"  SfM:      {sfm['num_points']:,} points, mean reprojection error {sfm['mean_reprojection_error']:.3f} px, "
         f"mean track length {sfm['mean_track_length']:.2f}",
         *_check_lines(sfm),
+        *_dense_lines(report),
         f"  cleanup:  {c.points_in:,} → {c.after_outliers:,} (outliers) → {c.after_voxel:,} (voxel) → "
         f"{p.points_out:,} points (-{p.duplicates_removed} duplicates, -{p.lonely_removed} lonely, "
         f"+{p.points_added} densified); normals and drop-out radius stored",

@@ -184,6 +184,14 @@ class CleanupConfig(Config):
     radius_seed: int = 0
     """Seed of the fixed random factor ``sqrt(1/u)`` of the drop-out radius and of the densification jitter."""
 
+    sparse_fill: bool = True
+    """With a dense cloud: also keep the SfM points where it has none (far from every dense point), so a surface
+    the stereo could not match still gets its sparse points."""
+
+    sparse_fill_spacing: float = 5.0
+    """An SfM point is "where the dense cloud has none" when its nearest dense point is farther than this many
+    median dense-point spacings."""
+
     quicklook_size: int = 800
     """Long side in pixels of ``quicklook.png`` (top-down view of cameras and points)."""
 
@@ -194,4 +202,5 @@ class CleanupConfig(Config):
                 "CleanupConfig.outlier_std_ratio, voxel_factor and lonely_ratio must be >= 0")
         require(self.duplicate_tolerance >= 0, "CleanupConfig.duplicate_tolerance must be >= 0")
         require(1 <= self.point_factor <= 8, f"CleanupConfig.point_factor must be in [1, 8], got {self.point_factor}")
+        require(self.sparse_fill_spacing > 0, "CleanupConfig.sparse_fill_spacing must be positive")
         require(self.quicklook_size >= 64, "CleanupConfig.quicklook_size must be >= 64 px")

@@ -16,7 +16,7 @@ ROOT = Path(adop.__file__).parent
 LAYERS: list[set[str]] = [
     {"adop", "adop.errors", "adop.config", "adop.storage", "adop.images", "adop.exif"},
     {"adop.scene"},
-    {"adop.raster", "adop.nn", "adop.paths", "adop.cache"},
+    {"adop.raster", "adop.nn", "adop.paths", "adop.cache", "adop.dense"},
     {"adop.model"},
     {"adop.ingest", "adop.reconstruct", "adop.evaluate", "adop.train", "adop.render", "adop.deliver", "adop.synth"},
     {"adop.pipeline", "adop.cli", "adop.__main__"},
@@ -112,3 +112,23 @@ def test_every_command_but_run_works_without_prefect() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_dense_stereo_needs_only_torch() -> None:
+    """``adop.dense`` runs where only torch is installed (a GPU machine): no pycolmap, open3d, OpenImageIO or Prefect,
+    except COLMAP's own entry point, which runs in a child process."""
+    heavy = ("pycolmap", "open3d", "OpenImageIO", "prefect")
+    problems = []
+    for name, path in _modules().items():
+        if not name.startswith("adop.dense"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        child_entry = {id(node) for fn in ast.walk(tree) if isinstance(fn, ast.FunctionDef) and fn.name == "_main"
+                       for node in ast.walk(fn)}
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for target in names:
+                if target.split(".")[0] in heavy and id(node) not in child_entry:
+                    problems.append(f"{name}:{node.lineno} imports {target}")
+    assert not problems, problems

@@ -150,3 +150,21 @@ def test_an_empty_colmap_file_is_named(tmp_path: Path) -> None:
     for name in ("cameras", "images", "points3D"):
         (model / f"{name}.bin").write_bytes(b"")
     _fails_cleanly(["scene", "import", str(model), "--out", str(tmp_path / "s")], "cameras.bin is empty (0 bytes)")
+
+
+def test_densify_needs_an_sfm_model(tmp_path: Path) -> None:
+    (tmp_path / "scene").mkdir()
+    (tmp_path / "scene" / "scene.json").write_text("{}")
+    _fails_cleanly(["densify", str(tmp_path / "scene"), "--out", str(tmp_path / "dense")],
+                   "dense stereo needs the SfM model and its tracks")
+    _fails_cleanly(["densify", str(tmp_path / "scene"), "--out", str(tmp_path / "dense"), "--dense", "off"],
+                   "--dense off would only copy the scene")
+    assert not (tmp_path / "dense").exists()
+
+
+@pytest.mark.parametrize("text", ["1920", "1920x", "x1080", "axb", "8x8", "1920x1080x3"])
+def test_bad_resolution(tmp_path: Path, text: str) -> None:
+    write_capture(tmp_path / "cap", count=3)
+    _fails_cleanly(["run", str(tmp_path / "cap"), "--workspace", str(tmp_path / "ws"), "--resolution", text],
+                   "resolution")
+    assert not (tmp_path / "ws").exists()

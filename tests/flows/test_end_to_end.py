@@ -16,7 +16,7 @@ import pytest
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow]
 
-STAGES = ("ingest", "sfm", "scene", "train", "path", "render", "deliver")
+STAGES = ("ingest", "sfm", "dense", "scene", "train", "path", "render", "deliver")
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +53,13 @@ def adop_run(capture: Path, workspace: Path, env: dict[str, str], *extra: str) -
     return states
 
 
+def _exr_size(path: Path) -> tuple[int, int]:
+    from adop.images import read_image
+
+    image = read_image(path, "float")
+    return image.shape[1], image.shape[0]
+
+
 def test_capture_to_deliverables_then_cached_then_new_exposure(
     capture: Path, env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -69,11 +76,16 @@ def test_capture_to_deliverables_then_cached_then_new_exposure(
     png = sorted((delivery / "png").glob("*.png"))
     assert [p.name for p in exr][:2] == ["adop.1001.exr", "adop.1002.exr"] and len(exr) == len(png) == 6
     assert (first["scene"][1] / "quicklook.png").is_file()
+    dense = json.loads((first["dense"][1] / "dense_report.json").read_text())
+    assert dense["method"] == "ours" and not dense["fallback"] and dense["points"] > 50000
+    scene_report = json.loads((first["scene"][1] / "reconstruction_report.json").read_text())
+    assert scene_report["points_dense"] == dense["points"] and scene_report["points_final"] > 50000
+    assert exr and _exr_size(exr[0]) == (320, 240), "deliverables are rendered at the photos' resolution"
 
     second = adop_run(capture, workspace, env)
     assert all(state == "Cached" for state, _ in second.values()), second
 
     third = adop_run(capture, workspace, env, "--ev", "9.5")
-    assert [third[s][0] for s in ("ingest", "sfm", "scene", "train")] == ["Cached"] * 4
+    assert [third[s][0] for s in ("ingest", "sfm", "dense", "scene", "train")] == ["Cached"] * 5
     assert third["render"][0] == "Completed" and third["deliver"][0] == "Completed"
     assert third["deliver"][1] != delivery

@@ -179,3 +179,20 @@ def test_check_path_flags_empty_and_too_close_frames(caplog) -> None:
     report = check_path(bad, cloud)
     assert report.empty_frames == (0,) and report.too_close_frames == (1,)
     assert "see no scene point" in caplog.text and "inside the geometry" in caplog.text
+
+
+def test_generated_path_size_defaults_to_the_photos_and_keeps_their_aspect() -> None:
+    from adop.paths import FlyThroughConfig, fly_through_path
+    from adop.paths.fly_through import parse_resolution
+
+    rotations = np.repeat(np.eye(3)[None], 4, axis=0)
+    translations = np.array([[x, 0.0, 5.0] for x in range(4)])
+    points = np.zeros((10, 3))
+    photos = fly_through_path(FlyThroughConfig(seconds=1, fps=4), rotations, translations, points,
+                              size=(640, 480), focal=500.0)
+    assert (photos.width, photos.height) == (640, 480)
+    wide = fly_through_path(FlyThroughConfig(seconds=1, fps=4, width=1920), rotations, translations, points,
+                            size=(640, 480), focal=500.0)
+    assert (wide.width, wide.height) == (1920, 1440)
+    assert np.isclose(wide.intrinsics[0][0], 500.0 * 3)
+    assert parse_resolution("1920x1080") == (1920, 1080) == parse_resolution("1920×1080")

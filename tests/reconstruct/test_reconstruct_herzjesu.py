@@ -47,3 +47,28 @@ def test_the_verdict_and_the_mapper_choice_are_reported(herzjesu: SceneReport) -
     assert [a["mapper"] for a in sfm["attempts"]] == ["global", "incremental"]  # 8 photos: both mappers ran
     summary = (herzjesu.scene_dir / SUMMARY_FILE).read_text()
     assert "check:    consistent" in summary and "had no EXIF focal length" in summary
+
+
+def test_dense_stereo_covers_the_photos_of_a_real_facade(herzjesu: SceneReport) -> None:
+    dense = herzjesu.dense
+    assert dense is not None and dense["method"] == "ours" and not dense["fallback"]
+    assert dense["views_used"] == 8 and not dense["skipped"]
+    assert herzjesu.points_dense == dense["points"] > 20 * herzjesu.points_sfm
+    coverage = sorted(dense["coverage"].values())
+    assert coverage[len(coverage) // 2] > 0.3, coverage
+    assert "dense:    ours on cpu at 1000×667" in (herzjesu.scene_dir / SUMMARY_FILE).read_text()
+    assert not (herzjesu.scene_dir / ".depth_maps").exists(), "the depth maps are not shipped with the scene"
+
+
+def test_densify_a_finished_scene_from_the_command_line(herzjesu: SceneReport, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from adop.cli import app
+
+    out = tmp_path / "dense_scene"
+    result = CliRunner().invoke(app, ["densify", str(herzjesu.scene_dir), "--out", str(out), "--dense-size", "400"])
+    assert result.exit_code == 0, result.output
+    assert "dense:    ours on cpu at 400×267" in result.output
+    assert (out / "dense" / "fused.ply").is_file() and (out / "scene.json").is_file()
+    assert len(load_scene(out).points) > 5 * herzjesu.points_sfm
+    assert (herzjesu.scene_dir / "scene.json").is_file(), "the source scene is only read"
