@@ -151,7 +151,6 @@ def run(
     size = (None, None) if resolution is None else parse_resolution(resolution)
     ensure_apart(workspace, "workspace", capture_folder=capture_dir, path_file=path_file)
     ensure_parent_exists(workspace, "workspace")
-    ensure_writable_dir(workspace, "workspace")
     if path_file is not None:
         if not path_file.is_file():
             raise AdopError(f"camera path file {path_file} does not exist")
@@ -171,6 +170,7 @@ def run(
         render=_OPTIONS.render.replace(ev=ev),
         stop_after=stop_after,
     )
+    ensure_writable_dir(workspace, "workspace")  # created only once every option has been accepted
     from adop.flows.capture_to_deliverable import (  # the one command that imports Prefect
         RunInterrupted,
         run_capture_to_deliverable,

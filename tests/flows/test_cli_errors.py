@@ -168,3 +168,12 @@ def test_bad_resolution(tmp_path: Path, text: str) -> None:
     _fails_cleanly(["run", str(tmp_path / "cap"), "--workspace", str(tmp_path / "ws"), "--resolution", text],
                    "resolution")
     assert not (tmp_path / "ws").exists()
+
+
+@pytest.mark.parametrize("option", [["--dense", "typo"], ["--mapper", "typo"], ["--stop-after", "typo"],
+                                    ["--preset", "typo"], ["--max-steps", "0"]])
+def test_a_bad_option_writes_nothing(tmp_path: Path, option: list[str]) -> None:
+    write_capture(tmp_path / "cap", count=3)
+    result = runner.invoke(app, ["run", str(tmp_path / "cap"), "--workspace", str(tmp_path / "ws"), *option])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert not (tmp_path / "ws").exists(), "the workspace is created only once every option has been accepted"
