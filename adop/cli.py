@@ -362,8 +362,7 @@ def densify(
 
         if not (source / "scene.json").is_file():
             raise AdopError(f"{source} is an SfM folder, which does not record where the photos are; pass --images")
-        image_dir = load_scene(source).image_dir
-        images = image_dir if image_dir is None or image_dir.is_absolute() else (source / image_dir).resolve()
+        images = load_scene(source).image_folder(source)
     if images is None or not Path(images).is_dir():
         raise AdopError(f"the photos' folder {images} does not exist; pass --images")
     ensure_apart(out, "scene folder", source=source, image_folder=images)
@@ -435,8 +434,9 @@ def scene_export(
 
     ensure_apart(out, "output folder", scene_folder=scene_dir)
     scene = load_scene(scene_dir)
-    if scene.image_dir is not None and not scene.image_dir.is_absolute():
-        scene.image_dir = (scene_dir / scene.image_dir).resolve()
+    folder = scene.image_folder(scene_dir)
+    if folder is not None:
+        scene.image_dir = folder.resolve()
     if format is SceneFormat.colmap:
         from adop.scene.colmap import export_colmap
 

@@ -15,12 +15,13 @@ damaged file is noticed and computed again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import resource
 import time
-from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,24 +164,6 @@ class DepthMapStore:
             partial.write_text(sha256_file(path) + "\n")
 
 
-class _Photos:
-    """The few undistorted photos the current views need, on the sweep's device."""
-
-    def __init__(self, scene: Scene, image_dir: Path, device: str, size: int = 12) -> None:
-        self.scene, self.image_dir, self.device, self.size = scene, image_dir, device, size
-        self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
-
-    def __call__(self, view: StereoView) -> torch.Tensor:
-        if view.index in self._cache:
-            self._cache.move_to_end(view.index)
-            return self._cache[view.index]
-        image = load_view_image(self.scene, view, self.image_dir).to(self.device)
-        self._cache[view.index] = image
-        if len(self._cache) > self.size:
-            self._cache.popitem(last=False)
-        return image
-
-
 def densify(scene: Scene, visibility: list[np.ndarray], image_dir: Path, out_dir: Path, config: DenseConfig,
             *, cache_dir: Path, up: np.ndarray | None = None) -> DenseReport:
     """Depth maps for every usable view, fused into ``out_dir/fused.ply``; returns (and writes) the report.
@@ -210,7 +193,11 @@ def densify(scene: Scene, visibility: list[np.ndarray], image_dir: Path, out_dir
                              min_shared=config.min_shared_points, min_angle_deg=config.min_triangulation_angle,
                              max_angle_deg=config.max_triangulation_angle)
     store = DepthMapStore(cache_dir)
-    photos = _Photos(scene, Path(image_dir), device)
+
+    @functools.lru_cache(maxsize=12)  # the few undistorted photos the current views need, on the sweep's device
+    def photo(index: int) -> torch.Tensor:
+        return load_view_image(scene, views[index], Path(image_dir)).to(device)
+
     keys: dict[int, str] = {}
     for index, view in views.items():
         stereo_sources = [views[s] for s in sources[index][:config.neighbours]]
@@ -230,12 +217,12 @@ def densify(scene: Scene, visibility: list[np.ndarray], image_dir: Path, out_dir
         if depth_map is not None:
             report.maps_reused += 1
         else:
-            depth_map = _compute(view, stereo_sources, span, photos, config, ground)
+            depth_map = _compute(view, stereo_sources, span, photo, config, ground)
             store.save(key, depth_map)
             log.info("dense: %s: %.0f %% of pixels with depth (%d sources, depths %.3g–%.3g)", view.name,
                      100 * depth_map.coverage, len(stereo_sources), *span)
         report.depth_coverage[view.name] = round(depth_map.coverage, 4)
-    del photos
+    photo.cache_clear()
     report.maps_recomputed_damaged = store.damaged
     for index in keys:
         agreeing = [s for s in sources[index][:config.fusion_neighbours] if s in keys]
@@ -273,11 +260,12 @@ def densify(scene: Scene, visibility: list[np.ndarray], image_dir: Path, out_dir
     return report
 
 
-def _compute(view: StereoView, stereo_sources: list[StereoView], span: tuple[float, float], photos: _Photos,
-             config: DenseConfig, ground: GroundPlanes | None) -> DepthMap:
-    reference = photos(view)
+def _compute(view: StereoView, stereo_sources: list[StereoView], span: tuple[float, float],
+             photo: Callable[[int], torch.Tensor], config: DenseConfig, ground: GroundPlanes | None) -> DepthMap:
+    reference = photo(view.index)
     with torch.no_grad():
-        depth_map = plane_sweep(reference, view, [(photos(s), s) for s in stereo_sources], *span, config, ground)
+        depth_map = plane_sweep(reference, view, [(photo(s.index), s) for s in stereo_sources], *span, config,
+                                ground)
     depth_map.color = (reference.permute(1, 2, 0).cpu().numpy() * 255).round().clip(0, 255).astype(np.uint8)
     return depth_map
 
@@ -287,8 +275,7 @@ def coverage(cloud: PointCloud, views: dict[int, StereoView]) -> dict[str, float
     positions = torch.from_numpy(cloud.positions.astype(np.float32))
     result = {}
     for view in views.values():
-        projection = torch.from_numpy((view.intrinsics @ np.column_stack([view.rotation, view.translation]))
-                                      .astype(np.float32))
+        projection = torch.from_numpy(view.projection.astype(np.float32))
         image = torch.addmm(projection[:, 3], positions, projection[:, :3].T)
         z = image[:, 2]
         front = z > 1e-6

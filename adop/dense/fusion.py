@@ -13,7 +13,7 @@ loaded, its arithmetic in float32.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,28 +29,10 @@ from adop.scene.types import PointCloud
 class FusionStats:
     """What the fusion kept."""
 
-    pixels_with_depth: int
     points_fused: int
     """Points after the consistency check, before merging."""
     points: int
     points_per_view: dict[str, int]
-
-
-class _MapCache:
-    """The last few depth maps loaded (fusion visits a view's neighbours, which are mostly the same few views)."""
-
-    def __init__(self, load: Callable[[int], DepthMap | None], size: int = 16) -> None:
-        self._load, self._size = load, size
-        self._maps: OrderedDict[int, DepthMap | None] = OrderedDict()
-
-    def __call__(self, index: int) -> DepthMap | None:
-        if index in self._maps:
-            self._maps.move_to_end(index)
-            return self._maps[index]
-        found = self._maps[index] = self._load(index)
-        if len(self._maps) > self._size:
-            self._maps.popitem(last=False)
-        return found
 
 
 def _rays(view: StereoView, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -62,7 +44,7 @@ def _rays(view: StereoView, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
 
 def _project(view: StereoView, world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pixel coordinates and depth of world points in ``view`` (one 3×4 projection, float32)."""
-    projection = (view.intrinsics @ np.column_stack([view.rotation, view.translation])).astype(np.float32)
+    projection = view.projection.astype(np.float32)
     image = world @ projection[:, :3].T + projection[:, 3]
     z = image[:, 2]
     uv = image[:, :2] / np.where(z > 1e-9, z, np.float32(1.0))[:, None]
@@ -73,17 +55,15 @@ def fuse_depth_maps(views: dict[int, StereoView], load: Callable[[int], DepthMap
                     neighbours: dict[int, list[int]], config: DenseConfig) -> tuple[PointCloud, FusionStats]:
     """One cloud from the depth maps of ``views`` (frame index → view); ``load(index)`` gives a view's map (with
     ``color``), or None when the view has none."""
-    maps = _MapCache(load)
+    maps = functools.lru_cache(maxsize=16)(load)  # a view's neighbourhood: mostly the same few views
     used = {index: np.zeros((view.height, view.width), dtype=bool) for index, view in views.items()}
     positions, normals, colors, footprints = [], [], [], []
     per_view: dict[str, int] = {}
-    with_depth = 0
     for index, view in views.items():
         depth_map = maps(index)
         if depth_map is None:
             continue
         ys, xs = np.nonzero(depth_map.valid & ~used[index])
-        with_depth += int(depth_map.valid.sum())
         depth = depth_map.depth[ys, xs].astype(np.float32)
         cam = _rays(view, xs, ys) * depth[:, None]
         world = ((cam - view.translation) @ view.rotation).astype(np.float32)
@@ -125,7 +105,7 @@ def fuse_depth_maps(views: dict[int, StereoView], load: Callable[[int], DepthMap
         footprints.append(depth[keep] / view.intrinsics[0, 0])
         per_view[view.name] = int(keep.sum())
     if not positions:
-        return PointCloud.empty(), FusionStats(with_depth, 0, 0, per_view)
+        return PointCloud.empty(), FusionStats(0, 0, per_view)
     fused = PointCloud(np.concatenate(positions), np.concatenate(normals), np.concatenate(colors))
     footprint = np.concatenate(footprints)
     del positions, normals, colors, footprints
@@ -134,7 +114,7 @@ def fuse_depth_maps(views: dict[int, StereoView], load: Callable[[int], DepthMap
     while len(cloud) > config.max_points:
         factor = max(factor, 1.0) * 1.5
         cloud = merge_points(fused, footprint, factor)
-    return cloud, FusionStats(with_depth, len(fused), len(cloud), per_view)
+    return cloud, FusionStats(len(fused), len(cloud), per_view)
 
 
 def merge_points(cloud: PointCloud, footprint: np.ndarray, cell_factor: float) -> PointCloud:

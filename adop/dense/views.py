@@ -47,6 +47,11 @@ class StereoView:
     def center(self) -> np.ndarray:
         return -self.rotation.T @ self.translation
 
+    @property
+    def projection(self) -> np.ndarray:
+        """``[3, 4]`` world → pixel projection ``K [R | t]``."""
+        return self.intrinsics @ np.column_stack([self.rotation, self.translation])
+
     def resized(self, width: int, height: int) -> StereoView:
         """This view for its image resized to ``width × height`` (pixel-centre convention)."""
         scale = np.diag([width / self.width, height / self.height, 1.0])

@@ -7,6 +7,8 @@ when both steps succeeded, so a failure never leaves something that looks like a
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -48,19 +50,10 @@ def reconstruct(
         SfmFailure: SfM did not register enough images (see ``run_sfm``).
     """
     out_dir = Path(out_dir)
-    ensure_apart(out_dir, "scene folder", image_folder=image_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise InputError(f"{out_dir} already exists and is not empty; choose a new folder or pass --overwrite")
-    work = staging_folder(out_dir)
-    try:
+    with _staged(out_dir, overwrite, image_folder=image_dir) as work:
         run_sfm(Path(image_dir), work / SFM_SUBDIR, sfm_config, progress)
-        _dense_step(work / SFM_SUBDIR, Path(image_dir), work, dense_config)
-        report = build_scene(work / SFM_SUBDIR, Path(image_dir), work, cleanup_config, dense_dir=work / DENSE_SUBDIR)
-        replace_folder(work, out_dir)
-    finally:
-        remove_quietly(work)
+        report = _dense_and_scene(work / SFM_SUBDIR, Path(image_dir), work, dense_config, cleanup_config)
     return replace(report, scene_dir=out_dir)  # the report files hold no absolute paths, only this does
-
 
 
 def densify_scene(
@@ -75,24 +68,34 @@ def densify_scene(
     """A finished SfM folder → a dense scene folder ``out_dir`` (the dense folder kept in ``out_dir/dense``); the SfM
     folder is only read. Same guarantees as ``reconstruct``."""
     out_dir = Path(out_dir)
-    ensure_apart(out_dir, "scene folder", sfm_folder=sfm_dir, image_folder=image_dir)
+    with _staged(out_dir, overwrite, sfm_folder=sfm_dir, image_folder=image_dir) as work:
+        report = _dense_and_scene(Path(sfm_dir), Path(image_dir), work, dense_config, cleanup_config)
+    return replace(report, scene_dir=out_dir)
+
+
+@contextlib.contextmanager
+def _staged(out_dir: Path, overwrite: bool, **inputs: Path) -> Iterator[Path]:
+    """A staging folder that replaces ``out_dir`` only when the block succeeds (and is removed either way); refuses
+    an ``out_dir`` that overlaps an input or is not empty (unless ``overwrite``)."""
+    ensure_apart(out_dir, "scene folder", **inputs)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise InputError(f"{out_dir} already exists and is not empty; choose a new folder or pass --overwrite")
     work = staging_folder(out_dir)
     try:
-        _dense_step(Path(sfm_dir), Path(image_dir), work, dense_config)
-        report = build_scene(Path(sfm_dir), Path(image_dir), work, cleanup_config, dense_dir=work / DENSE_SUBDIR)
+        yield work
         replace_folder(work, out_dir)
     finally:
         remove_quietly(work)
-    return replace(report, scene_dir=out_dir)
 
 
-def _dense_step(sfm_dir: Path, image_dir: Path, work: Path, config: DenseConfig) -> None:
-    """The dense stage into ``work/dense``; its depth maps (gigabytes for a large set) go to a scratch folder in
-    ``work`` that is removed afterwards, so the scene folder holds only the fused cloud and the report."""
+def _dense_and_scene(sfm_dir: Path, image_dir: Path, work: Path, dense_config: DenseConfig,
+                     cleanup_config: CleanupConfig) -> SceneReport:
+    """The dense stage into ``work/dense``, then the scene into ``work``. The depth maps (gigabytes for a large set)
+    go to a scratch folder in ``work`` that is removed afterwards, so the scene folder holds only the fused cloud and
+    the report."""
     scratch = work / ".depth_maps"
     try:
-        run_dense(sfm_dir, image_dir, work / DENSE_SUBDIR, config, cache_dir=scratch)
+        run_dense(sfm_dir, image_dir, work / DENSE_SUBDIR, dense_config, cache_dir=scratch)
     finally:
         remove_quietly(scratch)
+    return build_scene(sfm_dir, image_dir, work, cleanup_config, dense_dir=work / DENSE_SUBDIR)

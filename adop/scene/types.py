@@ -150,13 +150,17 @@ class Scene:
         """Camera centres ``[F, 3]``."""
         return np.array([f.center for f in self.frames]).reshape(-1, 3)
 
+    def image_folder(self, scene_dir: Path | None = None) -> Path | None:
+        """``image_dir`` resolved against ``scene_dir`` when it is relative (None when the scene has none)."""
+        if self.image_dir is None or self.image_dir.is_absolute() or scene_dir is None:
+            return self.image_dir
+        return Path(scene_dir) / self.image_dir
+
     def image_path(self, frame: Frame, scene_dir: Path | None = None) -> Path:
         """Absolute path of a frame's image (``image_dir`` resolved against ``scene_dir`` when relative)."""
-        if self.image_dir is None:
+        base = self.image_folder(scene_dir)
+        if base is None:
             raise InputError("this scene has no image folder set")
-        base = self.image_dir
-        if not base.is_absolute() and scene_dir is not None:
-            base = scene_dir / base
         return base / frame.name
 
     def with_frames(self, frames: list[Frame]) -> Scene:
