@@ -36,6 +36,9 @@ app = typer.Typer(
 )
 scene_app = typer.Typer(help="Import and export scenes (COLMAP models, original ADOP scene folders).", no_args_is_help=True)
 app.add_typer(scene_app, name="scene")
+studio_app = typer.Typer(help="The studio service: add studios, set up the Prefect server, serve the studio page.",
+                         no_args_is_help=True)
+app.add_typer(studio_app, name="studio")
 
 err_console = Console(stderr=True)
 console = Console(soft_wrap=True)
@@ -446,6 +449,195 @@ def scene_export(
 
         export_adop_scene(scene, out)
     console.print(f"exported {len(scene.frames)} frames to [bold]{out}[/] ({format.value})")
+
+
+# -- the studio service ----------------------------------------------------------------------------------------------
+
+_ROOT_HELP = "The studio service's folder (studios, inboxes, workspaces, deliveries); the same on every machine."
+RootOption = Annotated[Path, typer.Option("--root", envvar="ADOP_STUDIO_ROOT", help=_ROOT_HELP)]
+
+
+def _studio_root(root: Path, create: bool = False) -> Any:
+    from adop.studio.layout import StudioRoot
+
+    if not create and not root.is_dir():
+        raise AdopError(f"the studio folder {root} does not exist; create it with `adop studio add NAME --root {root}`")
+    return StudioRoot(root)
+
+
+def _when(moment: Any) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment is not None else "-"
+
+
+@app.command()
+@user_errors
+def submit(
+    capture: Annotated[Path, typer.Argument(help="A folder of photos (or holding images/), or a .zip/.tar archive.")],
+    studio: Annotated[str, typer.Option(help="Your studio's name.")],
+    shot: Annotated[str, typer.Option(help="Shot name; submitting it again makes the next version.")],
+    root: RootOption,
+    priority: Annotated[str, typer.Option(help="low, normal or high (high queues are served first).")] = "normal",
+    preset: Annotated[str, typer.Option(help="Training preset: cpu-fast or gpu-quality.")] = _OPTIONS.train_preset,
+    max_steps: Annotated[int | None, typer.Option(help="Training steps (default: the preset's).")] = None,
+    stop_after: Annotated[str, typer.Option(help="Last stage: ingest, reconstruct, train, render, deliver.")] = (
+        "deliver"
+    ),
+    path: Annotated[Path | None, typer.Option(help="Camera path JSON to render (copied into the submission).")] = None,
+    seconds: Annotated[float, typer.Option(help="Length of a generated path.")] = _OPTIONS.fly_through.seconds,
+    submitter: Annotated[str | None, typer.Option(help="Who submits (default: your user name).")] = None,
+    tonight: Annotated[bool, typer.Option(help="Only put it in the inbox; the nightly sweep queues it.")] = False,
+) -> None:
+    """Check a capture set, bring it into the studio's inbox and queue its run on the studio's Prefect server."""
+    import getpass
+
+    from adop.service.runs import run_url, submit_capture_set
+
+    _setup_logging(False)
+    if stop_after not in LAST_STAGES:
+        raise AdopError(f"--stop-after must be one of {', '.join(LAST_STAGES)}; got {stop_after!r}")
+    if path is not None:
+        from adop.paths import load_camera_path
+
+        load_camera_path(path)
+    options = _OPTIONS.replace(train_preset=preset, max_steps=max_steps, stop_after=stop_after,
+                               fly_through=_OPTIONS.fly_through.replace(seconds=seconds))
+    entry, run = submit_capture_set(_studio_root(root), studio, shot, capture, tonight=tonight,
+                                    submitter=submitter or getpass.getuser(), priority=priority, options=options,
+                                    camera_path=path)
+    console.print(f"{entry.label}: {entry.photos} photos in the inbox")
+    if run is None:
+        console.print("queued for tonight's sweep")
+    else:
+        console.print(f"flow run {run.id} queued ({run.name}, {priority} priority)")
+        console.print(run_url(run.id))
+
+
+@app.command()
+@user_errors
+def status(
+    run_id: Annotated[str | None, typer.Argument(help="One flow run (default: the queue and recent runs).")] = None,
+    studio: Annotated[str | None, typer.Option(help="Only this studio's runs.")] = None,
+    root: Annotated[Path | None, typer.Option("--root", envvar="ADOP_STUDIO_ROOT", help=_ROOT_HELP)] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """The studio runs on the server: state, stage, progress and ETA."""
+    import json
+
+    from adop.service.runs import list_runs
+
+    runs = list_runs(studio, run_id, root=None if root is None or not root.is_dir() else _studio_root(root))
+    if json_output:
+        console.print_json(json.dumps([r.to_dict() for r in runs]))
+        return
+    if not runs:
+        console.print("no runs" + (f" of studio {studio}" if studio else ""))
+        return
+    header = f"{'run':<36}  {'studio':<12} {'shot':<24} {'state':<11} {'stage':<9} {'done':>5} {'ETA':>7}  " \
+             f"{'submitter':<14} submitted"
+    console.print(header, highlight=False)
+    for r in runs:
+        eta = "-" if r.eta_seconds is None else f"{r.eta_seconds / 60:.0f} min"
+        console.print(f"{r.id:<36}  {r.studio:<12} {r.shot + ' v%03d' % r.version:<24} {r.state:<11} "
+                      f"{r.stage or '-':<9} {r.progress * 100:>4.0f}% {eta:>7}  {r.submitter:<14} {_when(r.created)}",
+                      highlight=False)
+    for r in runs:
+        if r.state_type in ("FAILED", "CRASHED") and r.message:
+            console.print(f"{r.id}: {escape(r.message)}")
+
+
+@app.command()
+@user_errors
+def cancel(
+    run_id: Annotated[str, typer.Argument(help="The flow run to cancel.")],
+    studio: Annotated[str | None, typer.Option(help="Refuse if the run is not this studio's.")] = None,
+) -> None:
+    """Cancel a queued or running studio run (a running one is stopped by its worker)."""
+    from adop.service.runs import cancel as cancel_run
+
+    console.print(f"flow run {run_id}: {cancel_run(run_id, studio)}")
+
+
+@app.command()
+@user_errors
+def fetch(
+    run_id: Annotated[str, typer.Argument(help="A completed flow run.")],
+    out: Annotated[Path, typer.Option(help="A new (or empty) folder for the deliverables.")],
+    root: RootOption,
+    studio: Annotated[str | None, typer.Option(help="Refuse if the run is not this studio's.")] = None,
+) -> None:
+    """Copy what a completed run delivered (videos, EXR/PNG frames, contact sheet, reports) into OUT."""
+    from adop.service.runs import fetch as fetch_run
+
+    folder = fetch_run(_studio_root(root), run_id, out, studio)
+    console.print(f"deliverables of {run_id} copied to [bold]{folder}[/]: "
+                  f"{', '.join(sorted(p.name for p in folder.iterdir()))}")
+
+
+@studio_app.command("add")
+@user_errors
+def studio_add(
+    name: Annotated[str, typer.Argument(help="Studio name: lower-case letters, digits and '-'.")],
+    root: RootOption,
+    webhook: Annotated[str | None, typer.Option(help="URL that gets a JSON message when a run finishes or fails.")]
+    = None,
+    new_token: Annotated[bool, typer.Option(help="Issue a new page token (the old one stops working).")] = False,
+) -> None:
+    """Add a studio (its inbox, workspace and deliveries folders and its page token), or update its webhook."""
+    token = _studio_root(root, create=True).add_studio(name, webhook, replace_token=new_token)
+    console.print(f"studio {name} ready in {root / name}")
+    if token is not None:
+        console.print(f"page token (shown once, keep it): {token}")
+    console.print("run `adop studio setup` to create its work queues on the server")
+
+
+@studio_app.command("setup")
+@user_errors
+def studio_setup(
+    root: RootOption,
+    gpus: Annotated[int, typer.Option(help="Slots of the gpu concurrency limit (GPUs on the farm).")] = 1,
+    nightly: Annotated[str, typer.Option(help="Cron schedule of the nightly sweep.")] = "0 1 * * *",
+    timezone: Annotated[str, typer.Option(help="Time zone of the nightly schedule.")] = "Europe/Berlin",
+    run_limit: Annotated[int | None, typer.Option(help="At most this many studio runs at once (default: the "
+                                                       "workers' limits).")] = None,
+) -> None:
+    """Create or update the work pool (locked job template), the studio queues, the deployments and the gpu limit."""
+    from adop.service.setup import setup_server
+
+    if gpus < 1:
+        raise AdopError("--gpus must be at least 1")
+    report = setup_server(_studio_root(root), gpu_slots=gpus, nightly_cron=nightly, timezone=timezone,
+                          run_limit=run_limit)
+    console.print(f"work pool {report.pool}: queues {', '.join(report.queues) or '(no studios yet)'}")
+    console.print(f"deployments: {', '.join(report.deployments)}; gpu limit: {report.gpu_slots}")
+    console.print(f"workers: ADOP_STUDIO_ROOT={root} prefect worker start --pool {report.pool} --limit 1")
+
+
+@studio_app.command("sweep")
+@user_errors
+def studio_sweep(root: RootOption) -> None:
+    """Queue every submission waiting in the inboxes now (what the nightly deployment does)."""
+    from adop.service.nightly import sweep
+
+    queued = sweep(_studio_root(root))
+    console.print(f"queued {len(queued)} submission(s){': ' + ', '.join(queued) if queued else ''}")
+
+
+@studio_app.command("serve")
+@user_errors
+def studio_serve(
+    root: RootOption,
+    host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this host only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the studio page.")] = 8400,
+) -> None:
+    """Serve the studio page (sign-in with the studio's token, submissions, pictures, downloads, upload form)."""
+    import uvicorn
+
+    from adop.service.connection import api_url
+    from adop.service.page import create_app
+
+    _setup_logging(False)
+    api_url()
+    uvicorn.run(create_app(_studio_root(root)), host=host, port=port, log_level="warning")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,12 +1,9 @@
 #!/usr/bin/env bash
-# One-time, idempotent set-up of a studio's Prefect server for adop: the process work pool and the GPU limit.
-# Run against the server in PREFECT_API_URL, from the repository's virtual environment.
+# One-time, idempotent set-up of a studio's Prefect server for adop (run it again after adding a studio):
+# the adop-studio process work pool with its locked job template, one work queue per studio and priority,
+# the on-demand and nightly deployments, and the gpu concurrency limit (ADOP_GPUS slots, updated if it exists).
+# Run against the server in PREFECT_API_URL, from the virtual environment that has adop installed.
 set -euo pipefail
 : "${PREFECT_API_URL:?point PREFECT_API_URL at your prefect server, e.g. http://127.0.0.1:4200/api}"
-GPUS="${ADOP_GPUS:-1}"
-prefect work-pool inspect adop-studio >/dev/null 2>&1 || prefect work-pool create adop-studio --type process
-# Training and rendering take one slot of this global limit (strict: a missing limit must not mean "no limit").
-prefect gcl inspect gpu >/dev/null 2>&1 || prefect gcl create gpu --limit "$GPUS"
-echo "bootstrap: work pool 'adop-studio' and global concurrency limit 'gpu' ($GPUS) are ready"
-echo "bootstrap: deploy with: ADOP_REPO=$(pwd) prefect deploy --prefect-file deployments/prefect.yaml --all"
-echo "bootstrap: one worker per GPU: CUDA_VISIBLE_DEVICES=i prefect worker start --pool adop-studio --limit 1"
+: "${ADOP_STUDIO_ROOT:?point ADOP_STUDIO_ROOT at the studio folder shared by the service host and the workers}"
+exec adop studio setup --gpus "${ADOP_GPUS:-1}"

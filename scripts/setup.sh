@@ -10,19 +10,32 @@ STAMP="$VENV/.adop-installed"
 
 have_libusb() { ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; }
 
+apt_install() {
+  # Debian/Ubuntu packages, as root or through password-less sudo; quietly does nothing elsewhere.
+  local run=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null && sudo -n true 2>/dev/null || return 1
+    run="sudo"
+  fi
+  command -v apt-get >/dev/null || return 1
+  $run apt-get install -y -q "$@" >/dev/null 2>&1 || { $run apt-get update -q >/dev/null && $run apt-get install -y -q "$@" >/dev/null; }
+}
+
 if ! have_libusb; then
   # open3d links against libusb-1.0, which a fresh Debian/Ubuntu machine lacks.
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get install -y -q libusb-1.0-0 >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q libusb-1.0-0 >/dev/null; }
-  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null && command -v apt-get >/dev/null; then
-    sudo apt-get install -y -q libusb-1.0-0 >/dev/null 2>&1 || { sudo apt-get update -q >/dev/null && sudo apt-get install -y -q libusb-1.0-0 >/dev/null; }
-  fi
+  apt_install libusb-1.0-0 || true
   if ! have_libusb; then
     echo "setup: open3d needs the system library libusb-1.0 and it could not be installed automatically." >&2
     echo "setup: install it and run again: Debian/Ubuntu 'sudo apt-get install libusb-1.0-0'," >&2
     echo "setup: Fedora/RHEL 'sudo dnf install libusb1', macOS 'brew install libusb'." >&2
     exit 1
   fi
+fi
+
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  # The studio page is tested in a real headless browser: Debian's chromium and its chromedriver.
+  echo "setup: installing chromium and chromium-driver (the studio page's browser test)" >&2
+  apt_install chromium chromium-driver || echo "setup: chromium could not be installed; the studio page's browser test will be skipped" >&2
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then

@@ -10,6 +10,7 @@ Values the user already set win.
 
 from __future__ import annotations
 
+import logging
 import os
 
 DEFAULTS = {
@@ -26,3 +27,12 @@ def configure_prefect_environment() -> None:
     """Set every default the user has not set (child processes inherit them even if Prefect is already imported)."""
     for name, value in DEFAULTS.items():
         os.environ.setdefault(name, value)
+
+
+def configure_library_logging() -> None:
+    """adop's own loggers at INFO in a flow run: Prefect attaches its run-log and console handlers to the ``adop``
+    logger (``PREFECT_LOGGING_EXTRA_LOGGERS``) but leaves its level to the root logger's WARNING, which drops every
+    progress line (SfM registration, training steps) before it reaches the run log or the worker's output."""
+    library = logging.getLogger("adop")
+    if library.getEffectiveLevel() > logging.INFO:
+        library.setLevel(logging.INFO)

@@ -28,6 +28,7 @@ from adop.cache import ArtifactRef, Workspace, compute_key
 from adop.deliver.delivery import make_deliverables
 from adop.errors import AdopError
 from adop.evaluate import evaluate, heldout_metrics
+from adop.flows._env import configure_library_logging
 from adop.flows.interrupts import RunInterrupted, stop_on_signals
 from adop.flows.stage import SCRATCH_DIR, ArtifactBuild, Stages, stage, stage_logger
 from adop.ingest import IngestConfig, find_image_dir, ingest_photos, read_capture_manifest
@@ -136,6 +137,7 @@ def capture_to_deliverable(
     capture_dir: str, workspace: str, options: PipelineOptions = PipelineOptions()
 ) -> dict[str, Any]:
     """Turn a capture set into deliverables, skipping every stage whose inputs have not changed."""
+    configure_library_logging()
     try:
         return run_pipeline(Path(capture_dir), Workspace(Path(workspace)), options)
     except AdopError as error:

@@ -1,5 +1,6 @@
 """The package's layering (README, Layout): imports go to the same layer or a layer above, never below, with no cycle
-between packages; only ``adop.flows`` imports Prefect, and only ``adop run`` imports ``adop.flows``."""
+between packages; only ``adop.flows`` and ``adop.service`` import Prefect, and only the commands that start a flow or
+talk to the server (``adop run``, the studio-service commands) import them."""
 
 from __future__ import annotations
 
@@ -19,11 +20,20 @@ LAYERS: list[set[str]] = [
     {"adop.raster", "adop.nn", "adop.paths", "adop.cache", "adop.dense"},
     {"adop.model"},
     {"adop.ingest", "adop.reconstruct", "adop.evaluate", "adop.train", "adop.render", "adop.deliver", "adop.synth"},
-    {"adop.pipeline", "adop.cli", "adop.__main__"},
+    {"adop.pipeline", "adop.studio", "adop.cli", "adop.__main__"},
     {"adop.flows"},
+    {"adop.service"},
 ]
-RUN_STARTS_THE_FLOW = ("adop.cli", "adop.flows.capture_to_deliverable")
-"""The one import against the layers: ``adop run`` (and only it) starts the Prefect flow."""
+PREFECT_UNITS = ("adop.flows", "adop.service")
+"""The units that import Prefect."""
+CLI_CALLS_UP = {"adop.flows.capture_to_deliverable", "adop.service.runs", "adop.service.setup",
+                "adop.service.connection", "adop.service.nightly", "adop.service.page"}
+"""The imports against the layers: ``adop run`` starts the Prefect flow, the studio-service commands talk to the
+server (each imported inside its command, so every other command runs without Prefect)."""
+
+
+def _calls_up(name: str, target: str) -> bool:
+    return name == "adop.cli" and target in CLI_CALLS_UP
 
 
 def _unit(module: str) -> str:
@@ -66,7 +76,7 @@ def test_imports_never_go_to_a_lower_layer() -> None:
     for name, path in _modules().items():
         here = _unit(name)
         for target, line in _imports(path):
-            if (name, target) == RUN_STARTS_THE_FLOW:
+            if _calls_up(name, target):
                 continue
             if target.split(".")[0] == "adop" and _layer(_unit(target)) > _layer(here):
                 problems.append(f"{path.relative_to(ROOT.parent)}:{line} ({here}) imports {target}")
@@ -77,7 +87,7 @@ def test_no_cycle_between_packages() -> None:
     edges: dict[str, set[str]] = defaultdict(set)
     for name, path in _modules().items():
         for target, _ in _imports(path):
-            if (name, target) != RUN_STARTS_THE_FLOW and target.split(".")[0] == "adop" and _unit(target) not in (
+            if not _calls_up(name, target) and target.split(".")[0] == "adop" and _unit(target) not in (
                 _unit(name), "adop"
             ):
                 edges[_unit(name)].add(_unit(target))
@@ -89,15 +99,15 @@ def test_no_cycle_between_packages() -> None:
     assert not cycles, {unit: sorted(edges[unit]) for unit in cycles}
 
 
-def test_only_the_flows_import_prefect_and_only_adop_run_imports_the_flows() -> None:
+def test_only_the_flows_and_the_service_import_prefect() -> None:
     for name, path in _modules().items():
-        if _unit(name) == "adop.flows":
+        if _unit(name) in PREFECT_UNITS:
             continue
         for target, line in _imports(path):
             where = f"{path.relative_to(ROOT.parent)}:{line}"
             assert target.split(".")[0] != "prefect", f"{where} imports Prefect"
-            if target.startswith("adop.flows"):
-                assert (name, target) == RUN_STARTS_THE_FLOW, f"{where} imports the flows"
+            if target.startswith(PREFECT_UNITS):
+                assert _calls_up(name, target), f"{where} imports {target}"
 
 
 def test_every_command_but_run_works_without_prefect() -> None:
@@ -105,7 +115,7 @@ def test_every_command_but_run_works_without_prefect() -> None:
     code = (
         "import importlib, pkgutil, sys, adop, adop.cli\n"
         "for info in pkgutil.walk_packages(adop.__path__, 'adop.'):\n"
-        "    if not info.name.startswith('adop.flows') and info.name != 'adop.__main__':\n"
+        "    if not info.name.startswith(('adop.flows', 'adop.service')) and info.name != 'adop.__main__':\n"
         "        importlib.import_module(info.name)\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'prefect')\n"
         "assert not loaded, loaded[:5]\n"

@@ -1,0 +1,144 @@
+"""A real Prefect server with API auth on 127.0.0.1, started (and stopped) by the tests, plus helpers to run adop and
+Prefect commands against it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+AUTH = "adop-admin:ci-secret"
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, timeout_s: float, process: subprocess.Popen | None = None, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{url}: the process exited ({process.returncode}): "
+                               f"{log.read_text()[-3000:] if log else ''}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"{url} did not answer within {timeout_s} s: {log.read_text()[-3000:] if log else ''}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class Service:
+    env: dict[str, str]
+    root: Path
+    logs: Path
+    api_url: str
+    processes: list[subprocess.Popen] = field(default_factory=list)
+    _worker: tuple[subprocess.Popen, Path] | None = None
+
+    def adop(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([str(VENV_BIN / "adop"), *args], env={**self.env, **env}, capture_output=True,
+                                text=True, timeout=300)
+        if check:
+            assert result.returncode == 0, f"adop {' '.join(args)}:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+        return result
+
+    def prefect(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(VENV_BIN / "prefect"), *args], env={**self.env, **env}, capture_output=True,
+                              text=True, timeout=300)
+
+    def worker(self) -> tuple[subprocess.Popen, Path]:
+        """The process worker of the studio pool (started on first use, two runs at a time)."""
+        if self._worker is None:
+            self._worker = self.start("worker", [str(VENV_BIN / "prefect"), "worker", "start", "--pool",
+                                                 "adop-studio", "--limit", "2", "--name", "ci-worker"])
+        return self._worker
+
+    def start(self, name: str, command: list[str], **env: str) -> tuple[subprocess.Popen, Path]:
+        log = self.logs / f"{name}.log"
+        process = subprocess.Popen(command, env={**self.env, **env}, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        self.processes.append(process)
+        return process, log
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    base = tmp_path_factory.mktemp("studio-service")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "ADOP_"))}
+    env.update({
+        "PREFECT_HOME": str(base / "prefect-home"), "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false", "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_API_AUTH_STRING": AUTH, "ADOP_STUDIO_ROOT": str(base / "studio-root"),
+        "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+    })
+    logs = base / "logs"
+    logs.mkdir()
+    svc = Service(env=env, root=base / "studio-root", logs=logs, api_url=env["PREFECT_API_URL"])
+    server, log = svc.start("server", [str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+                                       "--port", str(port), "--no-ui", "--analytics-off"],
+                            PREFECT_SERVER_API_AUTH_STRING=AUTH)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/api/health", 180, server, log)
+        yield svc
+    finally:
+        for process in reversed(svc.processes):  # workers and the page before the server
+            stop(process)
+
+
+class Receiver(ThreadingHTTPServer):
+    """A studio's webhook endpoint on 127.0.0.1 that records every JSON message it gets."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                outer.messages.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
