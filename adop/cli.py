@@ -70,7 +70,7 @@ def _setup_logging(verbose: bool) -> None:
     if not verbose:
         os.environ.setdefault("GLOG_minloglevel", "1")
         try:
-            import pycolmap
+            from adop.native import pycolmap
 
             pycolmap.logging.minloglevel = 1
         except (ImportError, AttributeError):  # pragma: no cover - pycolmap is a dependency
@@ -595,6 +595,7 @@ def studio_add(
 def studio_setup(
     root: RootOption,
     gpus: Annotated[int, typer.Option(help="Slots of the gpu concurrency limit (GPUs on the farm).")] = 1,
+    cpus: Annotated[int, typer.Option(help="Slots of the cpu concurrency limit (SfM and dense stereo at once).")] = 2,
     nightly: Annotated[str, typer.Option(help="Cron schedule of the nightly sweep.")] = "0 1 * * *",
     timezone: Annotated[str, typer.Option(help="Time zone of the nightly schedule.")] = "Europe/Berlin",
     run_limit: Annotated[int | None, typer.Option(help="At most this many studio runs at once (default: the "
@@ -603,12 +604,13 @@ def studio_setup(
     """Create or update the work pool (locked job template), the studio queues, the deployments and the gpu limit."""
     from adop.service.setup import setup_server
 
-    if gpus < 1:
-        raise AdopError("--gpus must be at least 1")
-    report = setup_server(_studio_root(root), gpu_slots=gpus, nightly_cron=nightly, timezone=timezone,
+    if gpus < 1 or cpus < 1:
+        raise AdopError("--gpus and --cpus must be at least 1")
+    report = setup_server(_studio_root(root), gpu_slots=gpus, cpu_slots=cpus, nightly_cron=nightly, timezone=timezone,
                           run_limit=run_limit)
     console.print(f"work pool {report.pool}: queues {', '.join(report.queues) or '(no studios yet)'}")
-    console.print(f"deployments: {', '.join(report.deployments)}; gpu limit: {report.gpu_slots}")
+    console.print(f"deployments: {', '.join(report.deployments)}; limits: gpu {report.gpu_slots}, "
+                  f"cpu {report.cpu_slots}")
     console.print(f"workers: ADOP_STUDIO_ROOT={root} prefect worker start --pool {report.pool} --limit 1")
 
 

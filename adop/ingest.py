@@ -36,9 +36,13 @@ class IngestConfig(Config):
 
     min_images: int = 3
     """Fewer usable photos than this is an error (SfM cannot register fewer than three)."""
+    max_megapixels: float = 400.0
+    """A photo declaring more pixels than this is skipped before it is decoded (a few-KB file can declare a
+    60000×60000 image and ask for gigabytes); 400 MP is above any camera a capture set comes from."""
 
     def validate(self) -> None:
         require(self.min_images >= 3, f"IngestConfig.min_images must be >= 3 (SfM needs three photos), got {self.min_images}")
+        require(self.max_megapixels > 0, "IngestConfig.max_megapixels must be positive")
 
 
 @dataclass(frozen=True)
@@ -91,8 +95,9 @@ def find_image_dir(capture_dir: Path) -> Path:
     return nested if nested.is_dir() else capture_dir
 
 
-def _inspect(path: Path) -> tuple[oiio.ImageSpec | None, str | None]:
-    """Open and fully decode one photo; return its spec, or the reason it cannot be used."""
+def _inspect(path: Path, max_megapixels: float) -> tuple[oiio.ImageSpec | None, str | None]:
+    """Open and fully decode one photo (unless its header declares too many pixels); return its spec, or the reason
+    it cannot be used."""
     if path.stat().st_size == 0:
         return None, "empty file (0 bytes)"
     image = oiio.ImageInput.open(str(path))
@@ -100,6 +105,9 @@ def _inspect(path: Path) -> tuple[oiio.ImageSpec | None, str | None]:
         return None, f"not a readable image ({oiio.geterror().strip() or 'unknown format'})"
     try:
         spec = image.spec()
+        if spec.width * spec.height > max_megapixels * 1e6:
+            return None, (f"too large ({spec.width}x{spec.height} pixels, above {max_megapixels:g} MP; "
+                          "IngestConfig.max_megapixels)")
         pixels = image.read_image(0, 0, 0, min(3, spec.nchannels), "uint8")
         problem = image.geterror().strip()
         if pixels is None or problem:
@@ -127,7 +135,7 @@ def scan_photos(image_dir: Path, config: IngestConfig = IngestConfig()) -> Captu
         report.skipped[other.name] = f"not an image file (extension {other.suffix or 'none'})"
     sizes: list[tuple[int, int]] = []
     for path in candidates:
-        spec, problem = _inspect(path)
+        spec, problem = _inspect(path, config.max_megapixels)
         if problem is not None or spec is None:
             report.skipped[path.name] = problem or "unreadable"
             continue

@@ -78,7 +78,7 @@ def stop_running() -> None:
 def _main() -> None:  # pragma: no cover - runs only where pycolmap has CUDA
     import zlib  # noqa: F401
 
-    import pycolmap
+    from adop.native import pycolmap
 
     parser = argparse.ArgumentParser()
     parser.add_argument("model_dir")

@@ -52,14 +52,14 @@ def ingest_capture(build: ArtifactBuild, *, images: Path, config: IngestConfig) 
     ingest_photos(images, build.folder, config)
 
 
-@stage("sfm", version=1)
+@stage("sfm", version=1, resource="cpu")
 def structure_from_motion(build: ArtifactBuild, *, capture: ArtifactRef, config: SfmConfig) -> None:
     """Features, matches and the sparse model (pycolmap); messages name the user's folder, not the working copy."""
     run_sfm(capture.folder / "images", build.folder, config, source=read_capture_manifest(
         capture.folder / "capture.json").get("source"))
 
 
-@stage("dense", version=1)
+@stage("dense", version=1, resource="cpu")
 def dense_stereo(build: ArtifactBuild, *, capture: ArtifactRef, sfm: ArtifactRef, config: DenseConfig) -> None:
     """Depth maps of every view fused into one dense cloud. The maps are kept in ``WS/runs/dense-<key>``, keyed by
     the photos, the SfM model and the fields the maps depend on (not fusion's), so a killed run resumes and a new
@@ -77,7 +77,7 @@ def build_point_scene(build: ArtifactBuild, *, capture: ArtifactRef, sfm: Artifa
     build_scene(sfm.folder, capture.folder / "images", build.folder, config, dense_dir=dense.folder)
 
 
-@stage("train", version=1)
+@stage("train", version=1, resource="gpu")
 def train_model(build: ArtifactBuild, *, scene: ArtifactRef, config: TrainConfig) -> None:
     """Train (resuming from the run folder's last checkpoint), score the held-out views, keep the finished model."""
     run_dir = build.scratch_dir()
@@ -106,7 +106,7 @@ def plan_fly_through(build: ArtifactBuild, *, model: ArtifactRef, config: FlyThr
     camera_path.save(build.folder / CAMERA_PATH_FILE)
 
 
-@stage("render", version=1, chunked=True)
+@stage("render", version=1, chunked=True, resource="gpu")
 def render_frames(build: ArtifactBuild, *, model: ArtifactRef, path: ArtifactRef, frames: tuple[int, int],
                   config: RenderConfig) -> None:
     """Render the path frames ``[start, stop)`` as half EXR + PNG."""

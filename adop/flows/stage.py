@@ -19,14 +19,17 @@ found even when Prefect's record of it is gone.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from prefect import Task, get_run_logger, task
+from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
 from prefect.exceptions import MissingContextError
 from prefect.states import Failed, State
@@ -39,6 +42,29 @@ RESULTS_DIR = "prefect-results"
 """Where in a workspace Prefect keeps its cached stage results (relative, so a copied workspace brings its own)."""
 SCRATCH_DIR = "runs"
 """Where in a workspace a stage keeps resumable work (training checkpoints), one folder per artifact key."""
+LIMITS_VARIABLE = "ADOP_RESOURCE_LIMITS"
+"""``strict`` (set for every run on a studio server by its work pool): a stage that builds on a GPU or loads every
+CPU core holds a slot of the ``gpu`` or ``cpu`` global concurrency limit while it builds, and a missing limit is an
+error rather than no limit. Unset (``adop run`` on one machine): no limits."""
+Resource = Literal["gpu", "cpu"]
+
+
+@contextlib.contextmanager
+def resource_slot(stage: str, resource: Resource | None) -> Iterator[None]:
+    """One slot of the ``resource`` limit where limits are on (``ADOP_RESOURCE_LIMITS=strict``), else nothing.
+
+    Logs when the slot is held and released (the run log then shows who waited for whom)."""
+    if resource is None or os.environ.get(LIMITS_VARIABLE, "") != "strict":
+        yield
+        return
+    logger = stage_logger()
+    logger.info("%s: waiting for a %s slot", stage, resource)
+    with concurrency(resource, occupy=1, strict=True):
+        logger.info("%s: holding a %s slot", stage, resource)
+        try:
+            yield
+        finally:
+            logger.info("%s: releasing the %s slot", stage, resource)
 
 
 def stage_logger() -> logging.Logger | logging.LoggerAdapter:
@@ -74,10 +100,12 @@ def _is_input(value: Any) -> bool:
 class Stage:
     """One pipeline stage: its name and version, the function that builds its artifact, and its Prefect task."""
 
-    def __init__(self, build: Callable[..., None], *, name: str, version: int, chunked: bool = False) -> None:
+    def __init__(self, build: Callable[..., None], *, name: str, version: int, chunked: bool = False,
+                 resource: Resource | None = None) -> None:
         self.name = name
         self.version = f"{name}-{version}"
         self.chunked = chunked
+        self.resource = resource
         self.build = build
         parameters = list(inspect.signature(build).parameters.values())[1:]
         if any(p.kind is not inspect.Parameter.KEYWORD_ONLY for p in parameters):
@@ -119,24 +147,28 @@ class Stage:
         try:
             key, fingerprints, params = self.key(arguments)
             ws = Workspace(workspace)
-            ref, built = ws.get_or_build_keyed(
-                self.name, self.version, key, fingerprints, params,
-                lambda out: self.build(ArtifactBuild(folder=out, key=key, workspace=ws.root), **arguments),
-            )
+
+            def build(out: Path) -> None:
+                with resource_slot(self.name, self.resource):  # only a build holds a slot; a reused artifact costs nothing
+                    self.build(ArtifactBuild(folder=out, key=key, workspace=ws.root), **arguments)
+
+            ref, built = ws.get_or_build_keyed(self.name, self.version, key, fingerprints, params, build)
         except AdopError as error:
             return Failed(message=str(error))
         stage_logger().info("%s: %s artifact %s", self.name, "built" if built else "reused", ref.key)
         return ref.to_dict()
 
 
-def stage(name: str, *, version: int, chunked: bool = False) -> Callable[[Callable[..., None]], Stage]:
+def stage(name: str, *, version: int, chunked: bool = False,
+          resource: Resource | None = None) -> Callable[[Callable[..., None]], Stage]:
     """Declare a stage function (see the module docstring); bump ``version`` when its output changes meaning.
 
     ``chunked``: the flow runs the stage once per chunk of work (render frames); the summary lists every chunk.
+    ``resource``: the global concurrency limit (``gpu`` or ``cpu``) whose slot the build holds on a studio server.
     """
 
     def decorate(build: Callable[..., None]) -> Stage:
-        return Stage(build, name=name, version=version, chunked=chunked)
+        return Stage(build, name=name, version=version, chunked=chunked, resource=resource)
 
     return decorate
 

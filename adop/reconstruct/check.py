@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pycolmap
+from adop.native import pycolmap
 from scipy.spatial import cKDTree
 
 from adop.reconstruct.config import SfmConfig

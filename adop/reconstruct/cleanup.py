@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import open3d as o3d
-import pycolmap
+from adop.native import pycolmap
 from scipy.spatial import cKDTree
 
 from adop.reconstruct.config import CleanupConfig

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import pycolmap
-
+from adop.native import pycolmap
 from adop.errors import InputError, StageError
 from adop.reconstruct.config import SfmConfig
 from adop.reconstruct.images import ImageScan

@@ -12,8 +12,7 @@ import zlib  # noqa: F401  (before pycolmap: loaded after it, zlib users abort; 
 from dataclasses import dataclass
 from pathlib import Path
 
-import pycolmap
-
+from adop.native import pycolmap
 from adop.errors import StageError
 from adop.reconstruct.check import ModelCheck
 

@@ -22,8 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pycolmap
-
+from adop.native import pycolmap
 from adop.errors import InputError
 from adop.reconstruct.colmap_calls import (
     MIN_IMAGES,

@@ -23,8 +23,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pycolmap
-
+from adop.native import pycolmap
 from adop.errors import InputError
 from adop.exif import read_exposure
 from adop.scene.camera import SUPPORTED_MODELS, Camera

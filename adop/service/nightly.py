@@ -9,6 +9,9 @@ so one that was created before the crash is found again instead of duplicated, a
 
 import adop.flows  # noqa: F401  (Prefect environment defaults before Prefect is imported)
 
+import logging
+
+import httpx
 from prefect import flow, get_run_logger
 from prefect.states import Failed
 
@@ -19,17 +22,32 @@ from adop.service.runs import queue_run
 from adop.studio.inbox import mark_queued, pending_submissions
 from adop.studio.layout import StudioRoot
 
+logger = logging.getLogger(__name__)
+
 
 def sweep(root: StudioRoot) -> list[str]:
-    """Queue every pending submission; returns the labels queued (``studio/shot/v001``)."""
+    """Queue every pending submission; returns the labels queued (``studio/shot/v001``).
+
+    A submission that cannot be queued (its studio's queue is missing, its folder unreadable) is logged and left for
+    the next sweep; the others are still queued. An unreachable server stops the sweep (nothing could be queued)."""
     queued = []
     pending = pending_submissions(root)
     if not pending:
         return queued
     with connect() as client:
         for submission in pending:
-            run = queue_run(client, submission)
-            mark_queued(root, submission, str(run.id))
+            try:
+                run = queue_run(client, submission)
+                mark_queued(root, submission, str(run.id))
+            except httpx.HTTPStatusError as error:
+                if error.response.status_code == 401:
+                    raise
+                logger.warning("sweep: %s not queued: HTTP %s %s", submission.label, error.response.status_code,
+                               error.response.text[:200])
+                continue
+            except (AdopError, OSError) as error:
+                logger.warning("sweep: %s not queued: %s", submission.label, error)
+                continue
             queued.append(submission.label)
     return queued
 

@@ -12,23 +12,27 @@ one that does not exist. The page talks to the Prefect server with the service h
 
 from __future__ import annotations
 
-import io
 import json
 import logging
+import math
+import os
+import re
 import secrets
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.background import BackgroundTask
 from fastapi.templating import Jinja2Templates
 
 from adop.errors import AdopError, InputError
 from adop.pipeline import LAST_STAGES, PipelineOptions
 from adop.service.connection import RunNotFound, ServiceError
-from adop.service.runs import RunStatus, list_runs, submit_capture_set
-from adop.storage import remove_quietly
+from adop.service.runs import RunStatus, list_runs, studio_run, submit_capture_set
+from adop.storage import describe_os_error, remove_quietly
 from adop.studio.archive import ArchiveLimits, is_archive
 from adop.studio.layout import StudioRoot, Studio
 from adop.studio.names import PRIORITIES, check_studio
@@ -43,12 +47,12 @@ FORM_CHOICES = {"priorities": PRIORITIES, "presets": list(PRESETS), "last_stages
                 "default_seconds": PipelineOptions().fly_through.seconds}
 
 
-def _studio_for(request: Request, root: StudioRoot, studio: str) -> Studio:
-    """The studio ``studio`` if the request carries its token, else 401 (never says whether the studio exists)."""
+def _signed_in(request: Request, root: StudioRoot, studio: str) -> Studio | None:
+    """The studio ``studio`` if the request carries its token (cookie or bearer header), else None."""
     try:
         known = root.studio(check_studio(studio))
     except AdopError:
-        known = None
+        return None
     token = None
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
@@ -58,9 +62,26 @@ def _studio_for(request: Request, root: StudioRoot, studio: str) -> Studio:
         name, _, value = cookie.partition(":")
         if name == studio:
             token = value
-    if known is None or not token or not known.accepts(token):
+    return known if token and known.accepts(token) else None
+
+
+def _studio_for(request: Request, root: StudioRoot, studio: str) -> Studio:
+    """The studio ``studio`` if the request carries its token, else 401 (never says whether the studio exists)."""
+    known = _signed_in(request, root, studio)
+    if known is None:
         raise HTTPException(status_code=401, detail="sign in with your studio's token")
     return known
+
+
+def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Metrics fit for JSON (a NaN or infinite score becomes null)."""
+    return {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in metrics.items()}
+
+
+def _upload_name(filename: str | None) -> str:
+    """The uploaded file's name, reduced to characters that are safe in a file name (the suffix is kept)."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(filename or "upload").name.replace("\x00", ""))
+    return name[-120:] or "upload"
 
 
 def _deliverables(root: StudioRoot, run: RunStatus) -> dict[str, Any]:
@@ -72,7 +93,7 @@ def _deliverables(root: StudioRoot, run: RunStatus) -> dict[str, Any]:
         record = folder / "run.json"
         if record.is_file():
             try:
-                metrics = json.loads(record.read_text(encoding="utf-8")).get("metrics", {})
+                metrics = _finite(json.loads(record.read_text(encoding="utf-8")).get("metrics", {}))
             except (OSError, ValueError):
                 metrics = {}
         for sheet in sorted(folder.glob("*_contact_sheet.png")):
@@ -90,10 +111,9 @@ def _deliverables(root: StudioRoot, run: RunStatus) -> dict[str, Any]:
 
 def _run_folder(root: StudioRoot, studio: str, run_id: str) -> Path:
     try:
-        run = list_runs(studio, run_id, root=root)[0]
+        return studio_run(root, studio, run_id)
     except RunNotFound:
         raise HTTPException(status_code=404, detail="no such run") from None
-    return root.delivery_dir(studio, run.shot, run.version)
 
 
 def _form_options(preset: str, stop_after: str, max_steps: str, seconds: str) -> PipelineOptions:
@@ -116,14 +136,31 @@ def create_app(root: StudioRoot, *, limits: ArchiveLimits = ArchiveLimits()) -> 
         context.setdefault("studio", None)
         context.setdefault("error", None)
         context.setdefault("notice", None)
+        context.setdefault("next", "")
         return TEMPLATES.TemplateResponse(request, name, context, status_code=status_code)
+
+    @app.middleware("http")
+    async def refuse_unsigned_uploads(request: Request, call_next: Any) -> Response:
+        """An upload is checked (token, declared size) before its body is read: FastAPI would otherwise spool the
+        whole body to disk first, for anyone who can reach the page."""
+        parts = request.url.path.strip("/").split("/")
+        if request.method == "POST" and len(parts) == 3 and parts[0] == "studios" and parts[2] == "submit":
+            if _signed_in(request, root, parts[1]) is None:
+                return page(request, "login.html", status_code=401, error="sign in with your studio's token")
+            length = request.headers.get("content-length", "")
+            if not length.isdigit():
+                return JSONResponse({"detail": "an upload must declare its Content-Length"}, status_code=411)
+            if int(length) > limits.max_total_bytes:
+                return JSONResponse({"detail": f"the upload is larger than the limit of "
+                                               f"{limits.max_total_bytes / 2**30:.1f} GiB"}, status_code=413)
+        return await call_next(request)
 
     @app.exception_handler(HTTPException)
     def http_error(request: Request, error: HTTPException) -> Response:
         if request.url.path.endswith(".json") or "application/json" in request.headers.get("accept", ""):
             return JSONResponse({"detail": error.detail}, status_code=error.status_code)
         if error.status_code == 401:
-            return page(request, "login.html", status_code=401, error=str(error.detail))
+            return page(request, "login.html", status_code=401, error=str(error.detail), next=request.url.path)
         return HTMLResponse(f"<p>{error.status_code}: {error.detail}</p>", status_code=error.status_code)
 
     @app.exception_handler(ServiceError)
@@ -135,7 +172,7 @@ def create_app(root: StudioRoot, *, limits: ArchiveLimits = ArchiveLimits()) -> 
         return page(request, "login.html")
 
     @app.post("/login")
-    def login(request: Request, studio: str = Form(...), token: str = Form(...)) -> Response:
+    def login(request: Request, studio: str = Form(...), token: str = Form(...), next: str = Form("")) -> Response:
         try:
             known = root.studio(check_studio(studio))
             accepted = known.accepts(token)
@@ -143,8 +180,12 @@ def create_app(root: StudioRoot, *, limits: ArchiveLimits = ArchiveLimits()) -> 
             accepted = False
         if not accepted:
             return page(request, "login.html", status_code=401, error="unknown studio or wrong token")
-        response = RedirectResponse(f"/studios/{studio}", status_code=303)
-        response.set_cookie(COOKIE, f"{studio}:{token}", httponly=True, samesite="strict",
+        own = f"/studios/{studio}"
+        target = next if next == own or next.startswith(own + "/") else own  # only back into the studio's own pages
+        response = RedirectResponse(target, status_code=303)
+        # Lax: a link from a webhook message or a mail opens the page signed in; a POST from another site carries
+        # no cookie, so forms cannot be submitted on a studio's behalf.
+        response.set_cookie(COOKIE, f"{studio}:{token}", httponly=True, samesite="lax",
                             secure=request.url.scheme == "https")
         return response
 
@@ -177,7 +218,7 @@ def create_app(root: StudioRoot, *, limits: ArchiveLimits = ArchiveLimits()) -> 
         folder = _run_folder(root, studio, run_id)
         try:
             path = root.inside(studio, folder / name, "file")
-        except InputError:
+        except (InputError, ValueError, OSError):  # outside the folder, a NUL in the name, a name too long
             raise HTTPException(status_code=404, detail="no such file") from None
         if not path.is_file() or not path.is_relative_to(folder.resolve()):
             raise HTTPException(status_code=404, detail="no such file")
@@ -189,14 +230,18 @@ def create_app(root: StudioRoot, *, limits: ArchiveLimits = ArchiveLimits()) -> 
         folder = _run_folder(root, studio, run_id) / "exr"
         if not folder.is_dir():
             raise HTTPException(status_code=404, detail="this run delivered no EXR sequence")
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:  # EXR is compressed already
-            for frame in sorted(folder.glob("*.exr")):
-                archive.write(frame, f"exr/{frame.name}")
-        buffer.seek(0)
-        return StreamingResponse(buffer, media_type="application/zip",
-                                 headers={"Content-Disposition": f'attachment; filename="{folder.parent.parent.name}'
-                                                                 f'_{folder.parent.name}_exr.zip"'})
+        handle, temporary = tempfile.mkstemp(suffix=".zip", prefix="adop-exr-")
+        os.close(handle)
+        try:
+            with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_STORED) as archive:  # EXR is compressed
+                for frame in sorted(folder.glob("*.exr")):
+                    archive.write(frame, f"exr/{frame.name}")
+        except BaseException:
+            os.unlink(temporary)
+            raise
+        return FileResponse(temporary, media_type="application/zip",
+                            filename=f"{folder.parent.parent.name}_{folder.parent.name}_exr.zip",
+                            background=BackgroundTask(os.unlink, temporary))
 
     @app.post("/studios/{studio}/submit")
     def submit_form(request: Request, studio: str, archive: UploadFile = File(...), shot: str = Form(...),
@@ -204,7 +249,7 @@ def create_app(root: StudioRoot, *, limits: ArchiveLimits = ArchiveLimits()) -> 
                     stop_after: str = Form("deliver"), max_steps: str = Form(""),
                     seconds: str = Form("")) -> Response:
         _studio_for(request, root, studio)
-        name = Path(archive.filename or "upload").name
+        name = _upload_name(archive.filename)
         uploads = root.inbox(studio) / ".uploads"
         uploads.mkdir(parents=True, exist_ok=True)
         upload = uploads / f"{secrets.token_hex(8)}-{name}"
@@ -222,9 +267,11 @@ def create_app(root: StudioRoot, *, limits: ArchiveLimits = ArchiveLimits()) -> 
             options = _form_options(preset, stop_after, max_steps, seconds)
             submission, run = submit_capture_set(root, studio, shot, upload, submitter=submitter, priority=priority,
                                                  options=options, limits=limits)
-        except AdopError as error:
+        except (AdopError, OSError) as error:
+            message = str(error) if isinstance(error, AdopError) else \
+                f"the upload could not be stored: {describe_os_error(error)}"
             return page(request, "studio.html", status_code=400, studio=studio, runs=runs_of(studio),
-                        error=str(error), **FORM_CHOICES)
+                        error=message, **FORM_CHOICES)
         finally:
             remove_quietly(upload)
         logger.info("page: %s submitted by %s as flow run %s", submission.label, submitter, run.id)

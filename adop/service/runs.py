@@ -2,8 +2,9 @@
 
 Runs are flow runs of the ``studio-capture/on-demand`` deployment, tagged ``studio:<name>``, ``shot:<shot>``,
 ``version:<n>`` and ``submitter:<who>`` and created in the studio's work queue for the submission's priority; the
-idempotency key ``<studio>/<shot>/v<NNN>`` makes a repeated submit (or a sweep after a crash) return the run that
-exists instead of queueing a second one.
+idempotency key ``<studio>/<shot>/v<NNN>#<submission id>`` makes a repeated queueing of one submission (a sweep
+after a crash) return the run that exists instead of queueing a second one; the random submission id keeps a later
+submission that gets the same version number (after a refused one was removed) from being taken for it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import ObjectNotFound
-from prefect.states import Cancelled, Cancelling
+from prefect.states import Cancelling
 
 from adop.errors import InputError
 from adop.pipeline import LAST_STAGES
@@ -60,7 +61,7 @@ def queue_run(client: SyncPrefectClient, submission: Submission) -> FlowRun:
         parameters={"studio": submission.studio, "shot": submission.shot, "version": submission.version},
         name=f"{submission.studio}-{submission.shot}-{version_folder(submission.version)}",
         tags=run_tags(submission.studio, submission.shot, submission.version, submission.submitter),
-        idempotency_key=submission.label,
+        idempotency_key=f"{submission.label}#{submission.id}",
         work_queue_name=queue_name(submission.studio, submission.priority),
     )
 
@@ -141,6 +142,20 @@ def _status(client: SyncPrefectClient, run: FlowRun, root: StudioRoot | None) ->
     return status
 
 
+def studio_run(root: StudioRoot, studio: str, run_id: str) -> Path:
+    """The delivery folder of the studio's run ``run_id`` (one request to the server; for the page's file routes).
+
+    Raises:
+        RunNotFound: no such run, or not the studio's.
+    """
+    with connect() as client:
+        run = read_run(client, run_id, studio)
+    shot, version = _tag(run, "shot"), _tag(run, "version")
+    if not (shot and version.isdigit()):
+        raise RunNotFound(f"flow run {run_id} is not a studio run")
+    return root.delivery_dir(studio, shot, int(version))
+
+
 def list_runs(studio: str | None = None, run_id: str | None = None, *, root: StudioRoot | None = None,
               limit: int = 50) -> list[RunStatus]:
     """The studio's runs (or every studio's), newest first, or the one run ``run_id``."""
@@ -172,23 +187,23 @@ def cancel(run_id: str, studio: str | None = None) -> str:
         run = read_run(client, run_id, studio)
         if run.state is not None and run.state.is_final():
             raise ServiceError(f"flow run {run_id} has already finished ({run.state.name}); nothing to cancel")
-        waiting = run.state is None or run.state.is_scheduled() or run.state.is_pending() or run.state.is_paused()
-        state = Cancelled(message="cancelled by adop cancel") if waiting else Cancelling(
-            message="cancelled by adop cancel")
-        client.set_flow_run_state(run.id, state, force=waiting)
-        return state.name
+        # Cancelling, never forced: the server turns it into Cancelled for a run that no worker has started, and a
+        # run that started meanwhile is stopped by its worker instead of left running with its GPU.
+        result = client.set_flow_run_state(run.id, Cancelling(message="cancelled by adop cancel"))
+        return result.state.name if result.state is not None else "Cancelling"
 
 
 def fetch(root: StudioRoot, run_id: str, out: Path, studio: str | None = None) -> Path:
     """Copy what ``run_id`` delivered into ``out`` (a new or empty folder); refuses a run that has not finished."""
     with connect() as client:
         run = read_run(client, run_id, studio)
-    parameters = run.parameters or {}
-    owner = parameters.get("studio")
     if run.state is None or not run.state.is_completed():
         name = run.state.name if run.state else "unknown"
         raise ServiceError(f"flow run {run_id} is {name}; its deliverables are ready once it has completed")
-    source = root.delivery_dir(owner, parameters["shot"], int(parameters["version"]))
+    owner, shot, version = _tag(run, "studio"), _tag(run, "shot"), _tag(run, "version")
+    if not (owner and shot and version.isdigit()):
+        raise RunNotFound(f"flow run {run_id} is not a studio run (it has no studio, shot and version tags)")
+    source = root.delivery_dir(owner, shot, int(version))
     if not source.is_dir():
         raise ServiceError(f"flow run {run_id} completed but {source} is missing; was the studio folder moved?")
     out = Path(out)

@@ -1,5 +1,6 @@
 """Setting up a studio's Prefect server for adop, idempotently: the work pool, one work queue per studio and priority,
-the deployments and the ``gpu`` global concurrency limit.
+the deployments and the ``gpu`` and ``cpu`` global concurrency limits (training and rendering hold a ``gpu`` slot,
+SfM and dense stereo a ``cpu`` slot, while they build; an existing limit is updated to the slots asked for).
 
 The work pool's base job template is locked: its job configuration names no ``command``, ``env`` or ``working_dir``
 placeholder and its variables schema admits only ``name``, ``labels`` and ``stream_output`` (``additionalProperties:
@@ -33,11 +34,13 @@ from adop.studio.names import PRIORITIES, queue_name
 
 POOL = "adop-studio"
 GPU_LIMIT = "gpu"
+CPU_LIMIT = "cpu"
 SWEEP_FLOW = "studio-nightly-sweep"
 SWEEP_DEPLOYMENT = "nightly"
 FIXED_ENV = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_EXTRA_LOGGERS": "adop",
-             "GLOG_minloglevel": "1"}
-"""Set for every flow run: no telemetry, adop's log lines in the run log, COLMAP's per-image INFO lines off."""
+             "GLOG_minloglevel": "1", "ADOP_RESOURCE_LIMITS": "strict"}
+"""Set for every flow run: no telemetry, adop's log lines in the run log, COLMAP's per-image INFO lines off, and
+the ``gpu``/``cpu`` concurrency limits held by the stages that need them (``adop.flows.stage``)."""
 ALLOWED_VARIABLES = ("name", "labels", "stream_output")
 
 
@@ -63,6 +66,7 @@ class SetupReport:
     queues: list[str]
     deployments: list[str]
     gpu_slots: int
+    cpu_slots: int
 
 
 def ensure_pool(client: SyncPrefectClient) -> None:
@@ -90,14 +94,14 @@ def ensure_queues(client: SyncPrefectClient, studios: list[str]) -> list[str]:
     return names
 
 
-def ensure_gpu_limit(client: SyncPrefectClient, slots: int) -> None:
-    """The ``gpu`` limit at ``slots`` (created, or updated when it exists with another value)."""
+def ensure_limit(client: SyncPrefectClient, name: str, slots: int) -> None:
+    """The global concurrency limit ``name`` at ``slots`` (created, or updated when it exists with another value)."""
     try:
-        limit = client.read_global_concurrency_limit_by_name(GPU_LIMIT)
-        if limit.limit != slots:
-            client.update_global_concurrency_limit(GPU_LIMIT, GlobalConcurrencyLimitUpdate(limit=slots))
+        limit = client.read_global_concurrency_limit_by_name(name)
+        if limit.limit != slots or not limit.active:
+            client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=slots, active=True))
     except ObjectNotFound:
-        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=GPU_LIMIT, limit=slots))
+        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=slots))
 
 
 def _deploy(client: SyncPrefectClient, flow: Any, entrypoint: str, name: str, *, description: str,
@@ -112,7 +116,7 @@ def _deploy(client: SyncPrefectClient, flow: Any, entrypoint: str, name: str, *,
     return f"{flow.name}/{name}"
 
 
-def setup_server(root: StudioRoot, *, gpu_slots: int = 1, nightly_cron: str = "0 1 * * *",
+def setup_server(root: StudioRoot, *, gpu_slots: int = 1, cpu_slots: int = 2, nightly_cron: str = "0 1 * * *",
                  timezone: str = "Europe/Berlin", run_limit: int | None = None) -> SetupReport:
     """Create or update everything the studio service needs on the server (safe to run again)."""
     from prefect.client.schemas.actions import DeploymentScheduleCreate
@@ -124,7 +128,8 @@ def setup_server(root: StudioRoot, *, gpu_slots: int = 1, nightly_cron: str = "0
     with connect() as client:
         ensure_pool(client)
         queues = ensure_queues(client, studios)
-        ensure_gpu_limit(client, gpu_slots)
+        ensure_limit(client, GPU_LIMIT, gpu_slots)
+        ensure_limit(client, CPU_LIMIT, cpu_slots)
         deployments = [
             _deploy(client, studio_capture, "adop.flows.studio_run:studio_capture", DEPLOYMENT_NAME,
                     description="One studio submission through the pipeline (queued by adop submit and the page).",
@@ -134,4 +139,4 @@ def setup_server(root: StudioRoot, *, gpu_slots: int = 1, nightly_cron: str = "0
                     schedules=[DeploymentScheduleCreate(schedule=CronSchedule(cron=nightly_cron, timezone=timezone),
                                                         active=True)]),
         ]
-    return SetupReport(pool=POOL, queues=queues, deployments=deployments, gpu_slots=gpu_slots)
+    return SetupReport(pool=POOL, queues=queues, deployments=deployments, gpu_slots=gpu_slots, cpu_slots=cpu_slots)

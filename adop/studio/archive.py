@@ -223,12 +223,22 @@ def _zip_members(archive: Path, handle: zipfile.ZipFile, limits: ArchiveLimits) 
 
 
 def _tar_members(archive: Path, handle: tarfile.TarFile, limits: ArchiveLimits) -> list[_Member]:
+    """The tar's members, read header by header. Each header's declared size is checked as soon as it is read:
+    reading the next header means decompressing this member's data, which for a bomb is what must not happen."""
     infos: list[tarfile.TarInfo] = []
+    declared = 0
     try:
         while (info := handle.next()) is not None:
             infos.append(info)
             if len(infos) > _max_entries(limits):
                 raise InputError(f"{archive.name} lists more than the {_max_entries(limits)} entries allowed for one "
+                                 "upload; nothing was extracted")
+            if info.size > limits.max_file_bytes:
+                raise _refuse(archive, info.name, f"is {_size(info.size)}, more than the {_size(limits.max_file_bytes)} "
+                                                  "allowed for one file")
+            declared += info.size
+            if declared > limits.max_total_bytes:
+                raise InputError(f"{archive.name} holds more than {_size(limits.max_total_bytes)}, the limit of one "
                                  "upload; nothing was extracted")
     except _READ_ERRORS as error:
         raise _unreadable(archive, "tar", error) from None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ class Submission:
     options: dict[str, Any] = field(default_factory=dict)
     """``PipelineOptions`` as plain JSON (the camera-path file, if any, is the submission's own copy)."""
     photos: int = 0
+    id: str = ""
+    """Random, unique to this submission (part of its run's idempotency key)."""
 
     @property
     def label(self) -> str:
@@ -59,7 +62,7 @@ class Submission:
     def to_dict(self) -> dict[str, Any]:
         return {"studio": self.studio, "shot": self.shot, "version": self.version, "submitter": self.submitter,
                 "priority": self.priority, "submitted": self.submitted, "options": self.options,
-                "photos": self.photos}
+                "photos": self.photos, "id": self.id}
 
 
 def read_submission(root: StudioRoot, studio: str, shot: str, version: int) -> Submission:
@@ -99,8 +102,14 @@ def submit_capture(root: StudioRoot, studio: str, shot: str, source: Path, *, su
     if camera_path is not None and not Path(camera_path).is_file():
         raise InputError(f"camera path file {camera_path} does not exist")
     shot_dir = root.inbox(studio) / shot
-    shot_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=shot_dir))
+    for attempt in range(3):  # another submission's clean-up may remove an empty shot folder in between
+        shot_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=shot_dir))
+            break
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
     try:
         if source.is_file():
             if not is_archive(source):
@@ -122,17 +131,19 @@ def submit_capture(root: StudioRoot, studio: str, shot: str, source: Path, *, su
         return _publish(staging, shot_dir, Submission(
             studio=studio, shot=shot, version=0, submitter=submitter, priority=priority,
             submitted=datetime.now(timezone.utc).isoformat(timespec="seconds"), options=plain,
-            photos=len(report.images)))
+            photos=len(report.images), id=secrets.token_hex(8)), root.deliveries(studio) / shot)
     finally:
         remove_quietly(staging)
         with contextlib.suppress(OSError):
             shot_dir.rmdir()  # only if this submission would have been the shot's first and failed
 
 
-def _publish(staging: Path, shot_dir: Path, submission: Submission) -> Submission:
+def _publish(staging: Path, shot_dir: Path, submission: Submission, delivered: Path) -> Submission:
     """Rename ``staging`` to the shot's next free version (a rename onto an existing version fails, so two
-    submissions of one shot at once get two versions), then write ``submission.json`` into it."""
-    taken = [int(p.name[1:]) for p in shot_dir.glob("v[0-9][0-9][0-9]") if p.name[1:].isdigit()]
+    submissions of one shot at once get two versions), then write ``submission.json`` into it. A version that has
+    deliveries is never given again, even if its submission folder is gone."""
+    taken = [int(p.name[1:]) for folder in (shot_dir, delivered) for p in folder.glob("v[0-9][0-9][0-9]")
+             if p.name[1:].isdigit()]
     version = max(taken, default=0) + 1
     while version <= MAX_VERSIONS:
         target = shot_dir / version_folder(version)

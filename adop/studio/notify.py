@@ -6,6 +6,7 @@ network error; a studio whose receiver is down loses the message, never the run 
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import time
@@ -40,7 +41,7 @@ def post_json(url: str, message: dict[str, Any], *, attempts: int = 3, timeout_s
             logger.warning("webhook %s refused the message for %s: HTTP %s", url, message.get("run_id"), error.code)
             if error.code < 500:
                 return False
-        except (urllib.error.URLError, OSError) as error:
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
             logger.warning("webhook %s unreachable (attempt %d/%d): %s", url, attempt, attempts, error)
         if attempt < attempts:
             time.sleep(min(2.0 ** (attempt - 1), 8.0))

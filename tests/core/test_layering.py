@@ -15,7 +15,7 @@ import adop
 ROOT = Path(adop.__file__).parent
 
 LAYERS: list[set[str]] = [
-    {"adop", "adop.errors", "adop.config", "adop.storage", "adop.images", "adop.exif"},
+    {"adop", "adop.errors", "adop.config", "adop.storage", "adop.images", "adop.exif", "adop.native"},
     {"adop.scene"},
     {"adop.raster", "adop.nn", "adop.paths", "adop.cache", "adop.dense"},
     {"adop.model"},

@@ -66,6 +66,23 @@ def subprocess_python(service: Service, code: str) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
+def _slot_span(service: Service, run_id: str, stage: str, resource: str) -> tuple[str, str]:
+    """When ``stage`` of the run held and released its ``resource`` slot, from the run log on the server."""
+    found = subprocess_python(service, (
+        "import json, sys\nfrom uuid import UUID\n"
+        "from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId\n"
+        "from adop.service.connection import connect\n"
+        f"where = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID('{run_id}')]))\n"
+        "found, offset = {}, 0\n"
+        "with connect() as client:\n"
+        "    while page := client.read_logs(log_filter=where, limit=200, offset=offset):\n"
+        "        found.update({log.message: log.timestamp.isoformat() for log in page})\n"
+        "        offset += len(page)\n"
+        "print(json.dumps(found))\n"))
+    times = json.loads(found)
+    return times[f"{stage}: holding a {resource} slot"], times[f"{stage}: releasing the {resource} slot"]
+
+
 def _chromium(download_dir: Path):
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service as DriverService
@@ -176,7 +193,7 @@ def test_two_studios_submit_follow_and_collect(service: Service, receiver: Recei
     # Studio alpha submits from the command line; studio beta through the page's upload form.
     submitted = time.time()
     cli = service.adop("submit", str(capture), "--studio", "alpha", "--shot", "street01", "--stop-after",
-                       "reconstruct", "--submitter", "ana")
+                       "train", "--max-steps", "4", "--submitter", "ana")
     alpha_id = re.search(r"flow run (\S+) queued", cli.stdout).group(1)
     assert alpha_id in cli.stdout.splitlines()[-1]  # the run's address
 
@@ -237,6 +254,7 @@ def test_two_studios_submit_follow_and_collect(service: Service, receiver: Recei
         WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.ID, f"run-{alpha_id}"))
         row = driver.find_element(By.ID, f"run-{alpha_id}")
         assert row.get_attribute("data-state") == "Completed" and beta_id not in driver.page_source
+        assert "dB" in row.text
         assert driver.find_element(By.ID, f"run-{cancel_id}").get_attribute("data-state") == "Cancelled"
         quicklook = row.find_element(By.CSS_SELECTOR, "img.quicklook")
         WebDriverWait(driver, 30).until(lambda d: d.execute_script("return arguments[0].naturalWidth > 0", quicklook))
@@ -256,6 +274,11 @@ def test_two_studios_submit_follow_and_collect(service: Service, receiver: Recei
     assert messages[beta_id]["state"] == "Completed" and messages[beta_id]["studio"] == "beta"
     assert "quicklook.png" in messages[alpha_id]["links"] and messages[beta_id]["metrics"]["heldout_psnr"] > 0
     assert any(name.endswith(".mp4") for name in messages[beta_id]["links"])
+
+    # Both runs trained, never at once: the gpu limit has one slot (the second waited for the first to release it).
+    spans = [_slot_span(service, run_id, "train", "gpu") for run_id in (alpha_id, beta_id)]
+    first, second = sorted(spans)
+    assert first[1] <= second[0], spans
 
     # adop's own log lines reach the run log on the server and the worker's output.
     logs = service.prefect("flow-run", "logs", alpha_id)

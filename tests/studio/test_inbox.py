@@ -149,3 +149,45 @@ def test_pending_submissions_are_those_without_a_run(root: StudioRoot, tmp_path:
     mark_queued(root, a, "run-1")
     assert queued_run(root, a) == "run-1" and [s.label for s in pending_submissions(root)] == [b.label]
     assert json.loads((root.submission_dir("alpha", "s1", 1) / QUEUED_FILE).read_text())["flow_run_id"] == "run-1"
+
+
+def _png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header declares ``width``×``height`` pixels and which holds almost nothing else."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_photo_declaring_too_many_pixels_is_skipped_before_decoding(root: StudioRoot, tmp_path: Path) -> None:
+    capture = write_capture(tmp_path / "shoot", count=3)
+    _png_header_only(capture / "bomb.png", 60000, 60000)
+    submission = submit_capture(root, "alpha", "s1", capture, submitter="ana")
+    assert submission.photos == 3
+    images = root.submission_dir("alpha", "s1", 1) / "images"
+    assert not (images / "bomb.png").exists()
+    # The check reads only the header: a photo above the limit is skipped with its size (OpenImageIO's own guard
+    # catches the crudest headers, like the one above, but not a file large enough to look plausible).
+    from adop.ingest import IngestConfig, scan_photos
+
+    from imaging import write_photo
+
+    write_photo(capture / "large.jpg", width=200, height=200)
+    report = scan_photos(capture, IngestConfig(max_megapixels=0.01))
+    assert report.skipped["large.jpg"] == "too large (200x200 pixels, above 0.01 MP; IngestConfig.max_megapixels)"
+    assert len(report.images) == 3
+
+
+def test_versions_with_deliveries_are_never_given_again(root: StudioRoot, tmp_path: Path) -> None:
+    capture = write_capture(tmp_path / "shoot", count=3)
+    first = submit_capture(root, "alpha", "s1", capture, submitter="ana")
+    (root.delivery_dir("alpha", "s1", 2)).mkdir(parents=True)  # delivered, its submission folder since removed
+    second = submit_capture(root, "alpha", "s1", capture, submitter="ana")
+    assert (first.version, second.version) == (1, 3)
+    assert first.id and second.id and first.id != second.id
