@@ -47,6 +47,24 @@ LIMITS_VARIABLE = "ADOP_RESOURCE_LIMITS"
 CPU core holds a slot of the ``gpu`` or ``cpu`` global concurrency limit while it builds, and a missing limit is an
 error rather than no limit. Unset (``adop run`` on one machine): no limits."""
 Resource = Literal["gpu", "cpu"]
+RETRIES_VARIABLE = "ADOP_STAGE_RETRIES"
+"""How often a stage that raised (not one that refused its input: that is a one-line Failed state, never retried) is
+tried again in the same run: ``2`` on a studio server (the work pool sets it), ``0`` for ``adop run``. A retry builds
+the artifact from scratch in a new temporary folder; training resumes from its last checkpoint."""
+RETRY_DELAY_VARIABLE = "ADOP_STAGE_RETRY_DELAY_S"
+"""Seconds before the first retry (default 30); each further retry waits four times longer."""
+
+
+def retry_options() -> dict[str, Any]:
+    """Prefect task options for the retries configured in the environment (none by default)."""
+    try:
+        retries = max(0, int(os.environ.get(RETRIES_VARIABLE, "0")))
+        delay = max(0.0, float(os.environ.get(RETRY_DELAY_VARIABLE, "30")))
+    except ValueError as error:
+        raise StageError(f"{RETRIES_VARIABLE} and {RETRY_DELAY_VARIABLE} must be numbers: {error}") from None
+    if retries == 0:
+        return {}
+    return {"retries": retries, "retry_delay_seconds": [delay * 4**i for i in range(retries)]}
 
 
 @contextlib.contextmanager
@@ -202,7 +220,7 @@ class Stages:
             StageError: the stage failed (its message is the one-line reason).
         """
         logger = stage_logger()
-        bound = stage.task.with_options(result_storage=self.workspace.root / RESULTS_DIR)
+        bound = stage.task.with_options(result_storage=self.workspace.root / RESULTS_DIR, **retry_options())
         call = dict(arguments, workspace=str(self.workspace.root))
         state = bound(**call, return_state=True)
         ref = self._resolve(stage, state)

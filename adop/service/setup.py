@@ -38,9 +38,10 @@ CPU_LIMIT = "cpu"
 SWEEP_FLOW = "studio-nightly-sweep"
 SWEEP_DEPLOYMENT = "nightly"
 FIXED_ENV = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_EXTRA_LOGGERS": "adop",
-             "GLOG_minloglevel": "1", "ADOP_RESOURCE_LIMITS": "strict"}
-"""Set for every flow run: no telemetry, adop's log lines in the run log, COLMAP's per-image INFO lines off, and
-the ``gpu``/``cpu`` concurrency limits held by the stages that need them (``adop.flows.stage``)."""
+             "GLOG_minloglevel": "1", "ADOP_RESOURCE_LIMITS": "strict", "ADOP_STAGE_RETRIES": "2"}
+"""Set for every flow run: no telemetry, adop's log lines in the run log, COLMAP's per-image INFO lines off, the
+``gpu``/``cpu`` concurrency limits held by the stages that need them, and two retries (30 s, 120 s later) of a stage
+that raised (``adop.flows.stage``)."""
 ALLOWED_VARIABLES = ("name", "labels", "stream_output")
 
 

@@ -10,6 +10,7 @@ import pytest
 from prefect.states import State
 
 from adop.cache import ArtifactRef, Workspace
+from adop.errors import StageError
 from adop.flows.capture_to_deliverable import capture_to_deliverable, ingest_capture, structure_from_motion
 from adop.flows.stage import Stage, stage
 from adop.ingest import IngestConfig
@@ -136,3 +137,40 @@ def test_sfm_messages_name_the_users_folder_not_the_working_copy(tmp_path: Path)
     state = structure_from_motion.task.fn(workspace=str(ws), capture=capture, config=SfmConfig(num_threads=1))
     assert isinstance(state, State) and state.is_failed()
     assert str(photos.resolve()) in state.message and "artifacts" not in state.message
+
+
+ATTEMPTS: list[int] = []
+
+
+@stage("flaky", version=1)
+def flaky_stage(build, *, label: str) -> None:  # noqa: ANN001
+    """Raises on its first build (a lost mount, a crashed encoder), succeeds on the next."""
+    ATTEMPTS.append(1)
+    if len(ATTEMPTS) == 1:
+        raise OSError("the network file system went away")
+    (build.folder / "done.txt").write_text(label)
+
+
+@pytest.mark.flow
+@pytest.mark.slow
+def test_a_stage_that_raised_is_retried_where_retries_are_on(harness: None, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect import flow
+
+    from adop.flows.stage import Stages
+
+    @flow
+    def one_stage(workspace: str) -> dict:
+        stages = Stages(Workspace(Path(workspace)))
+        stages.run(flaky_stage, label="x")
+        return stages.summary()
+
+    ATTEMPTS.clear()
+    with pytest.raises(StageError, match="network file system"):  # off by default (adop run)
+        one_stage(str(tmp_path / "ws0"))
+    monkeypatch.setenv("ADOP_STAGE_RETRIES", "1")
+    monkeypatch.setenv("ADOP_STAGE_RETRY_DELAY_S", "0")
+    ATTEMPTS.clear()
+    summary = one_stage(str(tmp_path / "ws1"))
+    assert len(ATTEMPTS) == 2 and summary["stages"]["flaky"]["state"] == "Completed"
+    assert (Path(summary["stages"]["flaky"]["artifact"]["path"]) / "done.txt").read_text() == "x"

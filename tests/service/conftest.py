@@ -3,6 +3,8 @@ Prefect commands against it."""
 
 from __future__ import annotations
 
+import contextlib
+import getpass
 import json
 import os
 import socket
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 
 AUTH = "adop-admin:ci-secret"
+FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -72,12 +75,28 @@ class Service:
         return subprocess.run([str(VENV_BIN / "prefect"), *args], env={**self.env, **env}, capture_output=True,
                               text=True, timeout=300)
 
-    def worker(self) -> tuple[subprocess.Popen, Path]:
-        """The process worker of the studio pool (started on first use, two runs at a time)."""
+    def worker(self, limit: int = 2) -> tuple[subprocess.Popen, Path]:
+        """The process worker of the studio pool (started on first use, ``limit`` runs at a time)."""
         if self._worker is None:
             self._worker = self.start("worker", [str(VENV_BIN / "prefect"), "worker", "start", "--pool",
-                                                 "adop-studio", "--limit", "2", "--name", "ci-worker"])
+                                                 "adop-studio", "--limit", str(limit), "--name", "ci-worker"])
         return self._worker
+
+    def runs(self, studio: str | None = None) -> list[dict]:
+        """``adop status --json`` (of one studio)."""
+        return json.loads(self.adop("status", "--json", *(["--studio", studio] if studio else [])).stdout)
+
+    def wait_final(self, run_ids: list[str], timeout_s: float = 900) -> dict[str, dict]:
+        """Every run's status once all of ``run_ids`` have finished (completed, failed, crashed or cancelled)."""
+        deadline = time.monotonic() + timeout_s
+        runs: dict[str, dict] = {}
+        while time.monotonic() < deadline:
+            runs = {r["id"]: r for r in self.runs()}
+            if all(runs.get(i, {}).get("state_type") in FINAL for i in run_ids):
+                return runs
+            time.sleep(3)
+        logs = "\n".join(p.read_text()[-4000:] for p in self.logs.glob("worker*.log"))
+        raise AssertionError(f"runs {run_ids} did not finish: {[runs.get(i) for i in run_ids]}\n{logs}")
 
     def start(self, name: str, command: list[str], **env: str) -> tuple[subprocess.Popen, Path]:
         log = self.logs / f"{name}.log"
@@ -86,9 +105,10 @@ class Service:
         return process, log
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    base = tmp_path_factory.mktemp("studio-service")
+@contextlib.contextmanager
+def running_service(base: Path, database_url: str | None = None) -> Iterator[Service]:
+    """A Prefect server with API auth on 127.0.0.1 (SQLite in ``base``, or the PostgreSQL database
+    ``database_url``), stopped with everything started through the returned ``Service``."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "ADOP_"))}
     env.update({
@@ -98,17 +118,51 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_RUNNER_POLL_FREQUENCY": "2",
     })
     logs = base / "logs"
-    logs.mkdir()
+    logs.mkdir(parents=True)
     svc = Service(env=env, root=base / "studio-root", logs=logs, api_url=env["PREFECT_API_URL"])
+    database = {"PREFECT_API_DATABASE_CONNECTION_URL": database_url} if database_url else {}
     server, log = svc.start("server", [str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
                                        "--port", str(port), "--no-ui", "--analytics-off"],
-                            PREFECT_SERVER_API_AUTH_STRING=AUTH)
+                            PREFECT_SERVER_API_AUTH_STRING=AUTH, **database)
     try:
         wait_for(f"http://127.0.0.1:{port}/api/health", 180, server, log)
         yield svc
     finally:
         for process in reversed(svc.processes):  # workers and the page before the server
             stop(process)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    with running_service(tmp_path_factory.mktemp("studio-service")) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A database of its own on the machine's PostgreSQL (127.0.0.1:5432, trust auth), dropped afterwards."""
+    asyncpg = pytest.importorskip("asyncpg")
+    import asyncio
+    import uuid
+
+    name = f"adop_test_{uuid.uuid4().hex[:10]}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(host="127.0.0.1", port=5432, database="postgres", timeout=10)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    try:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as error:
+        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432 to create a test database in: {error}")
+    user = os.environ.get("PGUSER") or getpass.getuser()
+    try:
+        yield f"postgresql+asyncpg://{user}@127.0.0.1:5432/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 class Receiver(ThreadingHTTPServer):

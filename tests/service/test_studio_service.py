@@ -23,7 +23,6 @@ from conftest import AUTH, VENV_BIN, Receiver, Service, free_port, wait_for
 pytestmark = [pytest.mark.flow, pytest.mark.slow]
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 
 
 @pytest.fixture(scope="module")
@@ -37,22 +36,6 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _token(output: str) -> str:
     return re.search(r"page token \(shown once, keep it\): (\S+)", output).group(1)
-
-
-def _runs(service: Service, studio: str | None = None) -> list[dict]:
-    args = ["status", "--json"] + (["--studio", studio] if studio else [])
-    return json.loads(service.adop(*args).stdout)
-
-
-def _wait_final(service: Service, run_ids: list[str], timeout_s: float = 900) -> dict[str, dict]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        runs = {r["id"]: r for r in _runs(service)}
-        if all(runs.get(i, {}).get("state_type") in FINAL for i in run_ids):
-            return runs
-        time.sleep(4)
-    logs = "\n".join(p.read_text()[-4000:] for p in service.logs.glob("worker*.log"))
-    raise AssertionError(f"runs {run_ids} did not finish: {[runs.get(i) for i in run_ids]}\n{logs}")
 
 
 def _files(folder: Path) -> set[str]:
@@ -219,14 +202,14 @@ def test_two_studios_submit_follow_and_collect(service: Service, receiver: Recei
         assert "queued roof v001" in driver.find_element(By.ID, "notice").text
         beta_id = driver.find_element(By.CSS_SELECTOR, "tr.run").get_attribute("id").removeprefix("run-")
 
-        runs = _wait_final(service, [alpha_id, beta_id])
+        runs = service.wait_final([alpha_id, beta_id])
         done = time.time()
         assert runs[alpha_id]["state"] == "Completed", runs[alpha_id]
         assert runs[beta_id]["state"] == "Completed", runs[beta_id]
 
         # Each studio sees only its own runs, on the command line and on the page.
-        assert {r["id"] for r in _runs(service, "alpha")} == {alpha_id, cancel_id}
-        assert {r["id"] for r in _runs(service, "beta")} == {beta_id, urgent_id}
+        assert {r["id"] for r in service.runs("alpha")} == {alpha_id, cancel_id}
+        assert {r["id"] for r in service.runs("beta")} == {beta_id, urgent_id}
         assert service.adop("status", alpha_id, "--studio", "beta", check=False).returncode == 2
 
         driver.get(f"{page_url}/studios/beta")
@@ -328,9 +311,9 @@ def test_nightly_sweep_queues_each_submission_once(service: Service, capture: Pa
                 for shot in ("night01", "night02")}
     assert recorded["night01"] == crashed  # found again by its idempotency key, not queued twice
     assert "queued 0 submission(s)" in service.adop("studio", "sweep").stdout
-    runs = _wait_final(service, list(recorded.values()))
+    runs = service.wait_final(list(recorded.values()))
     assert all(runs[i]["state"] == "Completed" for i in recorded.values())
-    names = [r["name"] for r in _runs(service, "beta")]
+    names = [r["name"] for r in service.runs("beta")]
     assert names.count("beta-night01-v001") == 1 and names.count("beta-night02-v001") == 1
 
 
