@@ -36,6 +36,10 @@ def _explain(error: BaseException, url: str) -> ServiceError | None:
         if code == 401:
             return ServiceError(f"the Prefect server at {url} refused the credentials; set PREFECT_API_AUTH_STRING "
                                 "to the server's auth string")
+        if code == 503:
+            return ServiceError(f"the Prefect server at {url} is overloaded (HTTP 503); nothing was queued, submit "
+                                "again in a minute (a server on SQLite refuses requests under many at once: use "
+                                "PostgreSQL)")
         if code == 403:
             return ServiceError(f"the Prefect server at {url} does not allow this request (HTTP 403)")
         detail = ""

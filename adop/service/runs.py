@@ -9,6 +9,7 @@ submission that gets the same version number (after a refused one was removed) f
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -243,5 +244,8 @@ def submit_capture_set(root: StudioRoot, studio: str, shot: str, source: Path, *
     try:
         return entry, submit(root, entry)
     except BaseException:
-        shutil.rmtree(root.submission_dir(entry.studio, entry.shot, entry.version), ignore_errors=True)
+        folder = root.submission_dir(entry.studio, entry.shot, entry.version)
+        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            folder.parent.rmdir()  # the shot's folder, if this was its only version
         raise
