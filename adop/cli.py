@@ -600,17 +600,22 @@ def studio_setup(
     timezone: Annotated[str, typer.Option(help="Time zone of the nightly schedule.")] = "Europe/Berlin",
     run_limit: Annotated[int | None, typer.Option(help="At most this many studio runs at once (default: the "
                                                        "workers' limits).")] = None,
+    lost_after: Annotated[float, typer.Option(help="Seconds without a heartbeat after which a run's worker counts "
+                                                   "as lost and the run is re-queued (at least 60).")] = 120.0,
 ) -> None:
-    """Create or update the work pool (locked job template), the studio queues, the deployments and the gpu limit."""
+    """Create or update the work pool (locked job template), the studio queues, the deployments, the gpu and cpu
+    limits and the automation that re-queues lost runs."""
     from adop.service.setup import setup_server
 
     if gpus < 1 or cpus < 1:
         raise AdopError("--gpus and --cpus must be at least 1")
+    if lost_after < 60:
+        raise AdopError("--lost-after must be at least 60 seconds (two heartbeats of 30 s)")
     report = setup_server(_studio_root(root), gpu_slots=gpus, cpu_slots=cpus, nightly_cron=nightly, timezone=timezone,
-                          run_limit=run_limit)
+                          run_limit=run_limit, lost_after_s=lost_after)
     console.print(f"work pool {report.pool}: queues {', '.join(report.queues) or '(no studios yet)'}")
     console.print(f"deployments: {', '.join(report.deployments)}; limits: gpu {report.gpu_slots}, "
-                  f"cpu {report.cpu_slots}")
+                  f"cpu {report.cpu_slots}; a run without a heartbeat for {report.lost_after_s:.0f} s is re-queued")
     console.print(f"workers: ADOP_STUDIO_ROOT={root} prefect worker start --pool {report.pool} --limit 1")
 
 

@@ -19,6 +19,7 @@ Prefect's local ephemeral mode.
 import adop.flows  # noqa: F401  (Prefect environment defaults before Prefect is imported)
 
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -30,7 +31,7 @@ from adop.errors import AdopError
 from adop.evaluate import evaluate, heldout_metrics
 from adop.flows._env import configure_library_logging
 from adop.flows.interrupts import RunInterrupted, stop_on_signals
-from adop.flows.stage import SCRATCH_DIR, ArtifactBuild, Stages, stage, stage_logger
+from adop.flows.stage import SCRATCH_DIR, ArtifactBuild, Budget, Stages, stage, stage_logger
 from adop.ingest import IngestConfig, find_image_dir, ingest_photos, read_capture_manifest
 from adop.model import TrainConfig, load_trained_model
 from adop.paths import FlyThroughConfig, load_camera_path
@@ -46,20 +47,50 @@ MODEL_FILES = ("model", "config.json", "train_log.jsonl", "eval")
 """What of a training run folder becomes the ``train`` artifact (checkpoints stay behind in the run folder)."""
 
 
-@stage("ingest", version=1)
+def _photos_in(folder: Path) -> int:
+    return sum(1 for entry in folder.iterdir() if entry.is_file()) if folder.is_dir() else 0
+
+
+def _photos(arguments: Mapping[str, Any]) -> int:
+    """Photos of the stage's capture artifact (or, for ingest, of the user's folder)."""
+    if "images" in arguments:
+        return _photos_in(Path(arguments["images"]))
+    return _photos_in(arguments["capture"].folder / "images")
+
+
+def _frames(arguments: Mapping[str, Any]) -> int:
+    if "frames" in arguments:
+        start, stop = arguments["frames"]
+        return stop - start
+    return sum(_photos_in(chunk.folder) for chunk in arguments["chunks"]) // 2  # an EXR and a PNG per frame
+
+
+# Time budgets (``adop.flows.stage.Budget``): about ten times the 2-core figures (SfM 2 s, dense 1-3 s and cleanup
+# under 1 s per photo; training 0.18 s per cpu-fast step on a 29-photo street capture; a frame in seconds).
+INGEST_BUDGET = Budget(300, 10, _photos)
+SFM_BUDGET = Budget(600, 60, _photos)
+DENSE_BUDGET = Budget(600, 60, _photos)
+SCENE_BUDGET = Budget(600, 20, _photos)
+TRAIN_BUDGET = Budget(900, 2, lambda arguments: arguments["config"].max_steps)
+PATH_BUDGET = Budget(600)
+RENDER_BUDGET = Budget(300, 60, _frames)
+DELIVER_BUDGET = Budget(600, 5, _frames)
+
+
+@stage("ingest", version=1, budget=INGEST_BUDGET)
 def ingest_capture(build: ArtifactBuild, *, images: Path, config: IngestConfig) -> None:
     """Check the photos of the capture set and bring the usable ones into the workspace."""
     ingest_photos(images, build.folder, config)
 
 
-@stage("sfm", version=1, resource="cpu")
+@stage("sfm", version=1, resource="cpu", budget=SFM_BUDGET)
 def structure_from_motion(build: ArtifactBuild, *, capture: ArtifactRef, config: SfmConfig) -> None:
     """Features, matches and the sparse model (pycolmap); messages name the user's folder, not the working copy."""
     run_sfm(capture.folder / "images", build.folder, config, source=read_capture_manifest(
         capture.folder / "capture.json").get("source"))
 
 
-@stage("dense", version=1, resource="cpu")
+@stage("dense", version=1, resource="cpu", budget=DENSE_BUDGET)
 def dense_stereo(build: ArtifactBuild, *, capture: ArtifactRef, sfm: ArtifactRef, config: DenseConfig) -> None:
     """Depth maps of every view fused into one dense cloud. The maps are kept in ``WS/runs/dense-<key>``, keyed by
     the photos, the SfM model and the fields the maps depend on (not fusion's), so a killed run resumes and a new
@@ -69,7 +100,7 @@ def dense_stereo(build: ArtifactBuild, *, capture: ArtifactRef, sfm: ArtifactRef
               cache_dir=build.workspace / SCRATCH_DIR / f"dense-{maps_key}")
 
 
-@stage("scene", version=2)
+@stage("scene", version=2, budget=SCENE_BUDGET)
 def build_point_scene(build: ArtifactBuild, *, capture: ArtifactRef, sfm: ArtifactRef, dense: ArtifactRef,
                       config: CleanupConfig) -> None:
     """The dense cloud (SfM points where it has none), cleanup, normals and ADOP's point preprocessing; writes the
@@ -77,7 +108,7 @@ def build_point_scene(build: ArtifactBuild, *, capture: ArtifactRef, sfm: Artifa
     build_scene(sfm.folder, capture.folder / "images", build.folder, config, dense_dir=dense.folder)
 
 
-@stage("train", version=1, resource="gpu")
+@stage("train", version=1, resource="gpu", budget=TRAIN_BUDGET)
 def train_model(build: ArtifactBuild, *, scene: ArtifactRef, config: TrainConfig) -> None:
     """Train (resuming from the run folder's last checkpoint), score the held-out views, keep the finished model."""
     run_dir = build.scratch_dir()
@@ -98,7 +129,7 @@ def train_model(build: ArtifactBuild, *, scene: ArtifactRef, config: TrainConfig
             link_tree(run_dir / name, build.folder / name)
 
 
-@stage("path", version=1)
+@stage("path", version=1, budget=PATH_BUDGET)
 def plan_fly_through(build: ArtifactBuild, *, model: ArtifactRef, config: FlyThroughConfig,
                      path_file: Path | None) -> None:
     """The camera path to render: the user's file (an input, hashed by content) or one planned from the model."""
@@ -106,7 +137,7 @@ def plan_fly_through(build: ArtifactBuild, *, model: ArtifactRef, config: FlyThr
     camera_path.save(build.folder / CAMERA_PATH_FILE)
 
 
-@stage("render", version=1, chunked=True, resource="gpu")
+@stage("render", version=1, chunked=True, resource="gpu", budget=RENDER_BUDGET)
 def render_frames(build: ArtifactBuild, *, model: ArtifactRef, path: ArtifactRef, frames: tuple[int, int],
                   config: RenderConfig) -> None:
     """Render the path frames ``[start, stop)`` as half EXR + PNG."""
@@ -114,7 +145,7 @@ def render_frames(build: ArtifactBuild, *, model: ArtifactRef, path: ArtifactRef
     render_chunk(load_trained_model(model.folder), camera_path, range(*frames), build.folder, config)
 
 
-@stage("deliver", version=1)
+@stage("deliver", version=1, budget=DELIVER_BUDGET)
 def deliver_frames(build: ArtifactBuild, *, chunks: list[ArtifactRef], model: ArtifactRef, path: ArtifactRef,
                    name: str) -> None:
     """Collect the frames, encode H.264 + ProRes, draw the contact sheet, write delivery.json."""

@@ -33,6 +33,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
 from prefect.exceptions import MissingContextError
 from prefect.states import Failed, State
+from prefect.utilities.timeout import timeout as prefect_timeout
 
 from adop.cache import ArtifactRef, Workspace, compute_key
 from adop.config import to_plain
@@ -47,12 +48,47 @@ LIMITS_VARIABLE = "ADOP_RESOURCE_LIMITS"
 CPU core holds a slot of the ``gpu`` or ``cpu`` global concurrency limit while it builds, and a missing limit is an
 error rather than no limit. Unset (``adop run`` on one machine): no limits."""
 Resource = Literal["gpu", "cpu"]
+SLOT_LEASE_S = 60.0
+"""A held slot is renewed every 45 s and lapses 60 s after the last renewal: the slot of a run whose worker was
+killed comes free about a minute later, for its re-queued run or another. A renewal that fails (the server restarting)
+does not end the build: hours of training are worth more than a briefly overbooked GPU."""
 RETRIES_VARIABLE = "ADOP_STAGE_RETRIES"
 """How often a stage that raised (not one that refused its input: that is a one-line Failed state, never retried) is
 tried again in the same run: ``2`` on a studio server (the work pool sets it), ``0`` for ``adop run``. A retry builds
 the artifact from scratch in a new temporary folder; training resumes from its last checkpoint."""
 RETRY_DELAY_VARIABLE = "ADOP_STAGE_RETRY_DELAY_S"
 """Seconds before the first retry (default 30); each further retry waits four times longer."""
+TIMEOUT_SCALE_VARIABLE = "ADOP_STAGE_TIMEOUT_SCALE"
+"""Multiplies every stage's time budget (``Budget``): ``2`` on a machine half as fast as the budgets assume, ``0``
+turns timeouts off. Default 1."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long a stage may take before it counts as hung: ``base_s + per_unit_s × units(arguments)``.
+
+    The units are the stage's work (photos, training steps, frames), read from its arguments, so a 200-photo capture
+    gets ten times the SfM time of a 20-photo one. Budgets are about ten times what the stages were measured to take
+    on a 2-core machine: they end a build that hangs (a stuck mount, an encoder waiting forever), not a slow one. A
+    stage that runs out of time fails like one that raised, and is retried where retries are on. The time counts from
+    when the stage holds its resource slot (waiting for a GPU is not hanging). The limit is enforced between Python
+    instructions: a call stuck inside native code ends when it returns.
+    """
+
+    base_s: float
+    per_unit_s: float = 0.0
+    units: Callable[[Mapping[str, Any]], float] | None = None
+
+    def seconds(self, arguments: Mapping[str, Any]) -> float | None:
+        """The budget for a call with these domain arguments, scaled by ``ADOP_STAGE_TIMEOUT_SCALE`` (None: off)."""
+        try:
+            scale = float(os.environ.get(TIMEOUT_SCALE_VARIABLE, "1"))
+        except ValueError:
+            raise StageError(f"{TIMEOUT_SCALE_VARIABLE} must be a number") from None
+        if scale <= 0:
+            return None
+        units = self.units(arguments) if self.units is not None else 0.0
+        return scale * (self.base_s + self.per_unit_s * units)
 
 
 def retry_options() -> dict[str, Any]:
@@ -77,12 +113,31 @@ def resource_slot(stage: str, resource: Resource | None) -> Iterator[None]:
         return
     logger = stage_logger()
     logger.info("%s: waiting for a %s slot", stage, resource)
-    with concurrency(resource, occupy=1, strict=True):
+    with concurrency(resource, occupy=1, strict=True, lease_duration=SLOT_LEASE_S,
+                     raise_on_lease_renewal_failure=False):
         logger.info("%s: holding a %s slot", stage, resource)
         try:
             yield
         finally:
             logger.info("%s: releasing the %s slot", stage, resource)
+
+
+class StageTimedOut(TimeoutError):
+    """A build that ran past its stage's time budget (``Budget``)."""
+
+
+@contextlib.contextmanager
+def time_budget(stage: str, seconds: float | None) -> Iterator[None]:
+    """Stop the block with ``StageTimedOut`` after ``seconds`` (None: no limit)."""
+    if seconds is None:
+        yield
+        return
+    try:
+        with prefect_timeout(seconds=seconds, timeout_exc_type=StageTimedOut):
+            yield
+    except StageTimedOut:
+        raise StageTimedOut(f"stage {stage} ran past its time budget of {seconds:.0f} s and was stopped as hung; on a "
+                            f"slow machine raise {TIMEOUT_SCALE_VARIABLE} (2 doubles every budget)") from None
 
 
 def stage_logger() -> logging.Logger | logging.LoggerAdapter:
@@ -119,11 +174,12 @@ class Stage:
     """One pipeline stage: its name and version, the function that builds its artifact, and its Prefect task."""
 
     def __init__(self, build: Callable[..., None], *, name: str, version: int, chunked: bool = False,
-                 resource: Resource | None = None) -> None:
+                 resource: Resource | None = None, budget: Budget | None = None) -> None:
         self.name = name
         self.version = f"{name}-{version}"
         self.chunked = chunked
         self.resource = resource
+        self.budget = budget
         self.build = build
         parameters = list(inspect.signature(build).parameters.values())[1:]
         if any(p.kind is not inspect.Parameter.KEYWORD_ONLY for p in parameters):
@@ -166,9 +222,12 @@ class Stage:
             key, fingerprints, params = self.key(arguments)
             ws = Workspace(workspace)
 
+            budget_s = None if self.budget is None else self.budget.seconds(arguments)
+
             def build(out: Path) -> None:
                 with resource_slot(self.name, self.resource):  # only a build holds a slot; a reused artifact costs nothing
-                    self.build(ArtifactBuild(folder=out, key=key, workspace=ws.root), **arguments)
+                    with time_budget(self.name, budget_s):  # counted from when the slot is held, not while waiting
+                        self.build(ArtifactBuild(folder=out, key=key, workspace=ws.root), **arguments)
 
             ref, built = ws.get_or_build_keyed(self.name, self.version, key, fingerprints, params, build)
         except AdopError as error:
@@ -177,16 +236,17 @@ class Stage:
         return ref.to_dict()
 
 
-def stage(name: str, *, version: int, chunked: bool = False,
-          resource: Resource | None = None) -> Callable[[Callable[..., None]], Stage]:
+def stage(name: str, *, version: int, chunked: bool = False, resource: Resource | None = None,
+          budget: Budget | None = None) -> Callable[[Callable[..., None]], Stage]:
     """Declare a stage function (see the module docstring); bump ``version`` when its output changes meaning.
 
     ``chunked``: the flow runs the stage once per chunk of work (render frames); the summary lists every chunk.
     ``resource``: the global concurrency limit (``gpu`` or ``cpu``) whose slot the build holds on a studio server.
+    ``budget``: the time after which the build counts as hung and is stopped (``Budget``; none: no limit).
     """
 
     def decorate(build: Callable[..., None]) -> Stage:
-        return Stage(build, name=name, version=version, chunked=chunked, resource=resource)
+        return Stage(build, name=name, version=version, chunked=chunked, resource=resource, budget=budget)
 
     return decorate
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.runtime import flow_run as current_run
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import Failed, State
 
@@ -28,6 +29,7 @@ from adop.errors import AdopError
 from adop.evaluate import heldout_metrics
 from adop.flows._env import configure_library_logging
 from adop.flows.capture_to_deliverable import run_pipeline
+from adop.flows.recovery import requeue_crashed, requeue_limit_reached
 from adop.storage import link_tree, remove_quietly, write_json_atomic
 from adop.studio.inbox import Submission, capture_folder, read_submission, resolve_options
 from adop.studio.layout import StudioRoot
@@ -112,8 +114,14 @@ def notify_studio(flow: Any, flow_run: FlowRun, state: State) -> None:
         logger.info("studio %s notified: run %s %s", studio.name, flow_run.id, state.name)
 
 
+def requeue_or_notify(flow: Any, flow_run: FlowRun, state: State) -> None:
+    """Flow hook (crashed): put the run back in its queue (``adop.flows.recovery``); past the limit, notify."""
+    if not requeue_crashed(flow_run, state):
+        notify_studio(flow, flow_run, state)
+
+
 @flow(name="studio-capture", log_prints=True, on_completion=[notify_studio], on_failure=[notify_studio],
-      on_crashed=[notify_studio], on_cancellation=[notify_studio])
+      on_crashed=[requeue_or_notify], on_cancellation=[notify_studio])
 def studio_capture(studio: str, shot: str, version: int) -> dict[str, Any]:
     """Run one submission of a studio through the pipeline and deliver it to the studio's deliveries folder."""
     configure_library_logging()
@@ -124,6 +132,10 @@ def studio_capture(studio: str, shot: str, version: int) -> dict[str, Any]:
         submission = read_submission(root, studio, check_shot(shot), int(version))
     except AdopError as error:
         return Failed(message=str(error))  # type: ignore[return-value]
+    given_up = requeue_limit_reached(current_run.id)
+    if given_up is not None:
+        _write_record(root, submission, state="Failed", reason=given_up, metrics={})
+        return Failed(message=given_up)  # type: ignore[return-value]
     try:
         capture = capture_folder(root, submission)
         options = resolve_options(root, submission, submission.pipeline_options())

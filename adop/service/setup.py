@@ -1,6 +1,7 @@
 """Setting up a studio's Prefect server for adop, idempotently: the work pool, one work queue per studio and priority,
-the deployments and the ``gpu`` and ``cpu`` global concurrency limits (training and rendering hold a ``gpu`` slot,
-SfM and dense stereo a ``cpu`` slot, while they build; an existing limit is updated to the slots asked for).
+the deployments, the ``gpu`` and ``cpu`` global concurrency limits (training and rendering hold a ``gpu`` slot,
+SfM and dense stereo a ``cpu`` slot, while they build; an existing limit is updated to the slots asked for), and the
+automation that re-queues a run whose worker was lost (``adop.flows.recovery``).
 
 The work pool's base job template is locked: its job configuration names no ``command``, ``env`` or ``working_dir``
 placeholder and its variables schema admits only ``name``, ``labels`` and ``stream_output`` (``additionalProperties:
@@ -27,6 +28,7 @@ from prefect.client.schemas.schedules import CronSchedule
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.utilities.callables import parameter_schema
 
+from adop.flows.recovery import HEARTBEAT_SECONDS, lost_run_trigger, requeue_action
 from adop.service.connection import connect
 from adop.service.runs import DEPLOYMENT_NAME
 from adop.studio.layout import StudioRoot
@@ -38,10 +40,15 @@ CPU_LIMIT = "cpu"
 SWEEP_FLOW = "studio-nightly-sweep"
 SWEEP_DEPLOYMENT = "nightly"
 FIXED_ENV = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_EXTRA_LOGGERS": "adop",
-             "GLOG_minloglevel": "1", "ADOP_RESOURCE_LIMITS": "strict", "ADOP_STAGE_RETRIES": "2"}
+             "GLOG_minloglevel": "1", "ADOP_RESOURCE_LIMITS": "strict", "ADOP_STAGE_RETRIES": "2",
+             "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS)}
 """Set for every flow run: no telemetry, adop's log lines in the run log, COLMAP's per-image INFO lines off, the
-``gpu``/``cpu`` concurrency limits held by the stages that need them, and two retries (30 s, 120 s later) of a stage
-that raised (``adop.flows.stage``)."""
+``gpu``/``cpu`` concurrency limits held by the stages that need them, two retries (30 s, 120 s later) of a stage
+that raised (``adop.flows.stage``), and a heartbeat every 30 s, by which the server tells a lost run
+(``adop.flows.recovery``)."""
+LOST_RUN_AUTOMATION = "adop: re-queue lost studio runs"
+LOST_AFTER_S = 120.0
+"""A studio run whose heartbeats stop for this long (four missed beats) without a final state is re-queued."""
 ALLOWED_VARIABLES = ("name", "labels", "stream_output")
 
 
@@ -68,6 +75,7 @@ class SetupReport:
     deployments: list[str]
     gpu_slots: int
     cpu_slots: int
+    lost_after_s: float
 
 
 def ensure_pool(client: SyncPrefectClient) -> None:
@@ -105,6 +113,25 @@ def ensure_limit(client: SyncPrefectClient, name: str, slots: int) -> None:
         client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=slots))
 
 
+def ensure_lost_run_automation(client: SyncPrefectClient, flow_name: str, lost_after_s: float) -> None:
+    """The server-side automation that re-queues a run of ``flow_name`` whose worker was lost (created or replaced)."""
+    from prefect.events.schemas.automations import AutomationCore
+
+    automation = AutomationCore.model_validate({
+        "name": LOST_RUN_AUTOMATION, "enabled": True,
+        "description": f"Put a {flow_name} run back in its queue when its heartbeats stop for {lost_after_s:.0f} s "
+                       "(worker killed, machine lost); the run resumes from the artifact cache.",
+        "trigger": lost_run_trigger(flow_name, lost_after_s), "actions": [requeue_action(lost_after_s)],
+    })
+    existing = client.read_automations_by_name(LOST_RUN_AUTOMATION)
+    if existing:
+        client.update_automation(existing[0].id, automation)
+        for duplicate in existing[1:]:
+            client.delete_automation(duplicate.id)
+    else:
+        client.create_automation(automation)
+
+
 def _deploy(client: SyncPrefectClient, flow: Any, entrypoint: str, name: str, *, description: str,
             schedules: list[Any] | None = None, concurrency_limit: int | None = None) -> str:
     flow_id = client.create_flow_from_name(flow.name)
@@ -118,7 +145,8 @@ def _deploy(client: SyncPrefectClient, flow: Any, entrypoint: str, name: str, *,
 
 
 def setup_server(root: StudioRoot, *, gpu_slots: int = 1, cpu_slots: int = 2, nightly_cron: str = "0 1 * * *",
-                 timezone: str = "Europe/Berlin", run_limit: int | None = None) -> SetupReport:
+                 timezone: str = "Europe/Berlin", run_limit: int | None = None,
+                 lost_after_s: float = LOST_AFTER_S) -> SetupReport:
     """Create or update everything the studio service needs on the server (safe to run again)."""
     from prefect.client.schemas.actions import DeploymentScheduleCreate
 
@@ -131,6 +159,7 @@ def setup_server(root: StudioRoot, *, gpu_slots: int = 1, cpu_slots: int = 2, ni
         queues = ensure_queues(client, studios)
         ensure_limit(client, GPU_LIMIT, gpu_slots)
         ensure_limit(client, CPU_LIMIT, cpu_slots)
+        ensure_lost_run_automation(client, studio_capture.name, lost_after_s)
         deployments = [
             _deploy(client, studio_capture, "adop.flows.studio_run:studio_capture", DEPLOYMENT_NAME,
                     description="One studio submission through the pipeline (queued by adop submit and the page).",
@@ -140,4 +169,5 @@ def setup_server(root: StudioRoot, *, gpu_slots: int = 1, cpu_slots: int = 2, ni
                     schedules=[DeploymentScheduleCreate(schedule=CronSchedule(cron=nightly_cron, timezone=timezone),
                                                         active=True)]),
         ]
-    return SetupReport(pool=POOL, queues=queues, deployments=deployments, gpu_slots=gpu_slots, cpu_slots=cpu_slots)
+    return SetupReport(pool=POOL, queues=queues, deployments=deployments, gpu_slots=gpu_slots, cpu_slots=cpu_slots,
+                       lost_after_s=lost_after_s)

@@ -44,6 +44,14 @@ class Batch:
         """The batch on ``device``."""
         return Batch(*(t.to(device) for t in (self.frames, self.crops, self.target, self.mask)))
 
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def split(self, parts: int) -> list[Batch]:
+        """The batch as ``parts`` consecutive, nearly equal slices (fewer when it has fewer crops)."""
+        tensors = [t.tensor_split(min(parts, len(self))) for t in (self.frames, self.crops, self.target, self.mask)]
+        return [Batch(*slices) for slices in zip(*tensors)]
+
 
 def epoch_images(train: np.ndarray, seed: int, epoch: int) -> np.ndarray:
     """The training frames of ``epoch`` in the order that epoch visits them (a permutation seeded by epoch)."""

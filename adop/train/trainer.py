@@ -26,13 +26,13 @@ from typing import Any
 import torch
 
 import adop
-from adop.errors import InputError
+from adop.errors import InputError, StageError
 from adop.nn.losses import PhotometricLoss
 from adop.storage import write_text_atomic
 from adop.train.checkpoint import list_checkpoints, load_latest_checkpoint, rng_state, save_checkpoint, set_rng_state
 from adop.model.config import TrainConfig
 from adop.scene.photos import SceneData, load_scene_data
-from adop.train.data import batch_for_step, step_generator, steps_per_epoch
+from adop.train.data import Batch, batch_for_step, step_generator, steps_per_epoch
 from adop.model.trained import MODEL_DIR, export_model
 from adop.model.scene_model import SceneModel
 from adop.train.optim import PlateauSchedule, build_optimizers, unlocked
@@ -86,24 +86,56 @@ class _Session:
         self.optimizers = build_optimizers(self.groups, config.optim)
         self.schedule = PlateauSchedule(config.schedule)
         self.spe = steps_per_epoch(len(data.train_indices), config.sampler.batch_size)
+        self.memory_parts = 1
+        """In how many parts a step's crops are rendered (raised when the device runs out of memory)."""
 
     def step(self, step: int) -> dict[str, float]:
+        """One optimiser step; out of device memory, the step is taken again in twice as many parts.
+
+        The crops of a step can be rendered and back-propagated in parts whose gradients add up to the whole batch's
+        (the loss is a mean over equally sized crops, so each part's loss is weighted by its share of the crops; only
+        the dropout draws differ). A GPU that runs out of memory mid-run therefore does not end a night's training:
+        the step is retried in 2, 4, … parts, and the run keeps the smallest number that fits. The parts are kept
+        in ``memory_parts`` for the rest of this process.
+        """
+        batch = batch_for_step(self.data, self.config.sampler, self.config.seed, step).to(self.device)
+        while True:
+            try:
+                return self._step_in_parts(step, batch, self.memory_parts)
+            except torch.OutOfMemoryError:
+                if self.memory_parts >= len(batch):
+                    raise StageError(
+                        f"step {step} does not fit in the memory of {self.device} even one crop at a time; use a "
+                        "smaller sampler crop_width/crop_height or a device with more memory") from None
+                self.memory_parts = min(len(batch), 2 * self.memory_parts)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                log.warning("step %d: out of memory on %s; taking the step in %d parts from now on", step,
+                            self.device, self.memory_parts)
+
+    def _step_in_parts(self, step: int, batch: Batch, parts: int) -> dict[str, float]:
         cfg = self.config
         epoch = step // self.spe
-        batch = batch_for_step(self.data, cfg.sampler, cfg.seed, step).to(self.device)
         active = [g for g in self.groups if unlocked(g, epoch, cfg.schedule)]
         size = (cfg.sampler.crop_width, cfg.sampler.crop_height)
-        _, ldr = self.model.render_frames(
-            batch.frames, batch.crops, size, poses_trainable="poses" in active,
-            generator=step_generator(cfg.seed, 3, step, device=self.device),
-        )
-        terms = self.loss(ldr, batch.target, batch.mask)
-        total = terms.total
-        if "response" in self.groups:
-            total = total + self.model.tonemapper.smoothness_loss()
+        generator = step_generator(cfg.seed, 3, step, device=self.device)
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)
-        total.backward()
+        total_value, l1, ssim_value = 0.0, 0.0, 0.0
+        for part in batch.split(parts):
+            share = len(part) / len(batch)
+            _, ldr = self.model.render_frames(part.frames, part.crops, size, poses_trainable="poses" in active,
+                                              generator=generator)
+            terms = self.loss(ldr, part.target, part.mask)
+            loss = share * terms.total
+            total_value += float(loss.detach())
+            l1, ssim_value = l1 + share * terms.l1, ssim_value + share * terms.ssim
+            loss.backward()
+            del ldr, terms, loss
+        if "response" in self.groups:
+            smoothness = self.model.tonemapper.smoothness_loss()
+            total_value += float(smoothness.detach())
+            smoothness.backward()
         for group in active:
             self.optimizers[group].step()
         if "exposure" in active and cfg.exposure_slope_anchor:
@@ -112,7 +144,7 @@ class _Session:
             self.model.anchor_white_balance_slope()
         if "poses" in active:
             self.model.apply_pose_step()
-        return {"loss": float(total.detach()), "l1": terms.l1, "ssim": terms.ssim}
+        return {"loss": total_value, "l1": l1, "ssim": ssim_value}
 
     def state(self, loop: _LoopState) -> dict[str, Any]:
         return {

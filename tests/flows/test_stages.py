@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from prefect.states import State
 from adop.cache import ArtifactRef, Workspace
 from adop.errors import StageError
 from adop.flows.capture_to_deliverable import capture_to_deliverable, ingest_capture, structure_from_motion
-from adop.flows.stage import Stage, stage
+from adop.flows.stage import Budget, Stage, stage
 from adop.ingest import IngestConfig
 from adop.pipeline import PipelineOptions
 from adop.reconstruct import SfmConfig
@@ -151,10 +152,8 @@ def flaky_stage(build, *, label: str) -> None:  # noqa: ANN001
     (build.folder / "done.txt").write_text(label)
 
 
-@pytest.mark.flow
-@pytest.mark.slow
-def test_a_stage_that_raised_is_retried_where_retries_are_on(harness: None, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def _one_stage_flow(one: Stage):  # noqa: ANN202
+    """A flow that runs ``one`` alone in the workspace it is given and returns the summary."""
     from prefect import flow
 
     from adop.flows.stage import Stages
@@ -162,9 +161,17 @@ def test_a_stage_that_raised_is_retried_where_retries_are_on(harness: None, tmp_
     @flow
     def one_stage(workspace: str) -> dict:
         stages = Stages(Workspace(Path(workspace)))
-        stages.run(flaky_stage, label="x")
+        stages.run(one, label="x")
         return stages.summary()
 
+    return one_stage
+
+
+@pytest.mark.flow
+@pytest.mark.slow
+def test_a_stage_that_raised_is_retried_where_retries_are_on(harness: None, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    one_stage = _one_stage_flow(flaky_stage)
     ATTEMPTS.clear()
     with pytest.raises(StageError, match="network file system"):  # off by default (adop run)
         one_stage(str(tmp_path / "ws0"))
@@ -174,3 +181,27 @@ def test_a_stage_that_raised_is_retried_where_retries_are_on(harness: None, tmp_
     summary = one_stage(str(tmp_path / "ws1"))
     assert len(ATTEMPTS) == 2 and summary["stages"]["flaky"]["state"] == "Completed"
     assert (Path(summary["stages"]["flaky"]["artifact"]["path"]) / "done.txt").read_text() == "x"
+
+
+@stage("stuck", version=1, budget=Budget(0.5))
+def stuck_stage(build, *, label: str) -> None:  # noqa: ANN001
+    """Waits far longer than its budget (a mount that never answers)."""
+    for _ in range(200):
+        time.sleep(0.05)
+    (build.folder / "done.txt").write_text(label)
+
+
+@pytest.mark.flow
+@pytest.mark.slow
+def test_a_stage_past_its_time_budget_is_stopped_with_a_sentence(harness: None, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    one_stage = _one_stage_flow(stuck_stage)
+    started = time.monotonic()
+    with pytest.raises(StageError, match=r"stage stuck ran past its time budget of 2 s .* ADOP_STAGE_TIMEOUT_SCALE"):
+        monkeypatch.setenv("ADOP_STAGE_TIMEOUT_SCALE", "4")
+        one_stage(str(tmp_path / "ws"))
+    assert time.monotonic() - started < 8  # stopped after its budget, not after the 10 s it would have taken
+    assert not any((tmp_path / "ws" / "artifacts").rglob("done.txt"))
+    monkeypatch.setenv("ADOP_STAGE_TIMEOUT_SCALE", "0")  # off: the stage finishes
+    summary = one_stage(str(tmp_path / "ws"))
+    assert summary["stages"]["stuck"]["state"] == "Completed"

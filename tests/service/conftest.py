@@ -82,6 +82,41 @@ class Service:
                                                  "adop-studio", "--limit", str(limit), "--name", "ci-worker"])
         return self._worker
 
+    def extra_worker(self, name: str) -> tuple[subprocess.Popen, Path]:
+        """Another process worker of the studio pool (one run at a time), in a process group of its own."""
+        return self.start(name, [str(VENV_BIN / "prefect"), "worker", "start", "--pool", "adop-studio", "--limit", "1",
+                                 "--name", name], own_group=True)
+
+    def python(self, code: str) -> str:
+        """Run ``code`` in a Python process with the service's environment; its last line of output."""
+        result = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout.strip().splitlines()[-1]
+
+    def run_log(self, run_id: str) -> dict[str, str]:
+        """The run's log lines on the server: ``{message: ISO timestamp}``."""
+        return json.loads(self.python(
+            "import json\nfrom uuid import UUID\n"
+            "from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId\n"
+            "from adop.service.connection import connect\n"
+            f"where = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID('{run_id}')]))\n"
+            "found, offset = {}, 0\n"
+            "with connect() as client:\n"
+            "    while page := client.read_logs(log_filter=where, limit=200, offset=offset):\n"
+            "        found.update({log.message: log.timestamp.isoformat() for log in page})\n"
+            "        offset += len(page)\n"
+            "print(json.dumps(found))\n"))
+
+    def state_history(self, run_id: str) -> list[dict[str, str]]:
+        """The run's states on the server, oldest first: ``[{"type", "name", "message"}]``."""
+        return json.loads(self.python(
+            "import json\nfrom uuid import UUID\nfrom adop.service.connection import connect\n"
+            "with connect() as client:\n"
+            f"    states = client.read_flow_run_states(UUID('{run_id}'))\n"
+            "print(json.dumps([{'type': s.type.value, 'name': s.name, 'message': s.message or ''} "
+            "for s in sorted(states, key=lambda s: s.timestamp)]))\n"))
+
     def runs(self, studio: str | None = None) -> list[dict]:
         """``adop status --json`` (of one studio)."""
         return json.loads(self.adop("status", "--json", *(["--studio", studio] if studio else [])).stdout)
@@ -98,9 +133,13 @@ class Service:
         logs = "\n".join(p.read_text()[-4000:] for p in self.logs.glob("worker*.log"))
         raise AssertionError(f"runs {run_ids} did not finish: {[runs.get(i) for i in run_ids]}\n{logs}")
 
-    def start(self, name: str, command: list[str], **env: str) -> tuple[subprocess.Popen, Path]:
+    def start(self, name: str, command: list[str], *, own_group: bool = False,
+              **env: str) -> tuple[subprocess.Popen, Path]:
+        """Start ``command`` with its output in ``logs/<name>.log``; ``own_group``: in a process group of its own
+        (with its children), as a machine or a systemd unit would be, for a test to signal all of it at once."""
         log = self.logs / f"{name}.log"
-        process = subprocess.Popen(command, env={**self.env, **env}, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, env={**self.env, **env}, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                                   start_new_session=own_group)
         self.processes.append(process)
         return process, log
 

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 import zipfile
@@ -42,27 +41,9 @@ def _files(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*")} if folder.exists() else set()
 
 
-def subprocess_python(service: Service, code: str) -> str:
-    result = subprocess.run([sys.executable, "-c", code], env=service.env, capture_output=True, text=True,
-                            timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout.strip().splitlines()[-1]
-
-
 def _slot_span(service: Service, run_id: str, stage: str, resource: str) -> tuple[str, str]:
     """When ``stage`` of the run held and released its ``resource`` slot, from the run log on the server."""
-    found = subprocess_python(service, (
-        "import json, sys\nfrom uuid import UUID\n"
-        "from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId\n"
-        "from adop.service.connection import connect\n"
-        f"where = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID('{run_id}')]))\n"
-        "found, offset = {}, 0\n"
-        "with connect() as client:\n"
-        "    while page := client.read_logs(log_filter=where, limit=200, offset=offset):\n"
-        "        found.update({log.message: log.timestamp.isoformat() for log in page})\n"
-        "        offset += len(page)\n"
-        "print(json.dumps(found))\n"))
-    times = json.loads(found)
+    times = service.run_log(run_id)
     return times[f"{stage}: holding a {resource} slot"], times[f"{stage}: releasing the {resource} slot"]
 
 
@@ -138,7 +119,7 @@ def test_two_studios_submit_follow_and_collect(service: Service, receiver: Recei
     urgent = service.adop("submit", str(capture), "--studio", "beta", "--shot", "urgent", "--stop-after", "ingest",
                           "--priority", "high")
     urgent_id = re.search(r"flow run (\S+) queued", urgent.stdout).group(1)
-    order = subprocess_python(service, (
+    order = service.python((
         "from adop.service.connection import connect\n"
         "with connect() as client:\n"
         "    runs = client.get_scheduled_flow_runs_for_work_pool('adop-studio')\n"
@@ -296,7 +277,7 @@ def test_nightly_sweep_queues_each_submission_once(service: Service, capture: Pa
                            "--tonight")
         assert "queued for tonight's sweep" in out.stdout
     # A sweep that crashed after creating night01's run, before recording it.
-    crashed = subprocess_python(service, (
+    crashed = service.python((
         "from adop.service.connection import connect\n"
         "from adop.service.runs import queue_run\n"
         "from adop.studio.inbox import read_submission\n"

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 import torch
 from train_helpers import micro_config
 
-from adop.errors import InputError
+from adop.errors import InputError, StageError
 from adop.model import load_trained_model
 from adop.train import PRESETS, train
 from adop.train.checkpoint import list_checkpoints, load_latest_checkpoint
 from adop.scene.photos import load_scene_data
+from adop.train.data import batch_for_step
 from adop.train.trainer import _LoopState, _Session
 
 
@@ -176,3 +178,46 @@ def test_checkpoints_hold_only_tensors_and_plain_values(micro_scene: Path, tmp_p
     for _, path in list_checkpoints(run):
         document = torch.load(path, weights_only=True)  # raises if anything needs unpickling
         assert document["format"] == "adop-train-checkpoint"
+
+
+def test_a_step_in_parts_matches_the_whole_batch(micro_scene: Path) -> None:
+    """Gradient accumulation over parts (the fallback when the device runs out of memory) is the same step."""
+    config = micro_config()
+    config = config.replace(raster=config.raster.replace(dropout=0.0))  # dropout draws differ between part counts
+    data = load_scene_data(micro_scene)
+    torch.manual_seed(0)
+    whole, parts = _Session(config, data), _Session(config, data)
+    parts.model.load_state_dict(whole.model.state_dict())
+    first = whole._step_in_parts(0, batch_for_step(data, config.sampler, config.seed, 0), 1)
+    second = parts._step_in_parts(0, batch_for_step(data, config.sampler, config.seed, 0), 3)  # 4 crops: 2+1+1
+    assert second["loss"] == pytest.approx(first["loss"], rel=1e-5)
+    for (name, a), b in zip(whole.model.state_dict().items(), parts.model.state_dict().values()):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6), name
+
+
+def test_out_of_memory_retries_the_step_in_parts(micro_scene: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A device that cannot hold more than one crop: the step is retried in 2, then 4 parts, and the run goes on;
+    one that cannot hold even one crop ends with a sentence."""
+    data = load_scene_data(micro_scene)
+    session = _Session(micro_config(), data)
+    render = session.model.render_frames
+    largest: list[int] = []
+
+    def small_device(frames, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if len(frames) > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        largest.append(len(frames))
+        return render(frames, *args, **kwargs)
+
+    monkeypatch.setattr(session.model, "render_frames", small_device)
+    metrics = session.step(0)
+    assert session.memory_parts == 4 and math.isfinite(metrics["loss"]) and largest == [1, 1, 1, 1]
+    session.step(1)  # the next step starts at 4 parts
+    assert session.memory_parts == 4
+
+    def no_memory(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(session.model, "render_frames", no_memory)
+    with pytest.raises(StageError, match="even one crop at a time; use a smaller sampler crop_width"):
+        session.step(2)
