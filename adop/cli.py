@@ -145,6 +145,19 @@ def run(
     stop_after: Annotated[str, typer.Option(help="Last stage: ingest, reconstruct, train, render, deliver.")] = (
         _OPTIONS.stop_after
     ),
+    chunk_size: Annotated[int, typer.Option(help="Frames per render chunk (one task each).")] = (
+        _OPTIONS.render.chunk_size
+    ),
+    render_runner: Annotated[str, typer.Option(help="Where render chunks run: threads (at once, in this process), "
+                                                    "serial, or dask (a local cluster, or --dask-address).")] = (
+        _OPTIONS.scale_out.runner
+    ),
+    render_workers: Annotated[int, typer.Option(help="Chunks at once (threads) or local Dask worker processes.")] = (
+        _OPTIONS.scale_out.workers
+    ),
+    dask_address: Annotated[str | None, typer.Option(help="Scheduler of a running Dask cluster (tcp://host:8786); "
+                                                          "its workers must see the workspace at the same path.")]
+    = None,
 ) -> None:
     """Run the pipeline (a Prefect flow) on a capture set; finished stages are reused from the workspace."""
     _setup_logging(False)
@@ -170,7 +183,9 @@ def run(
         fly_through=_OPTIONS.fly_through.replace(kind=path.value, seconds=seconds, fps=fps, width=size[0],
                                                  height=size[1],
                                                  file=None if path_file is None else path_file.resolve()),
-        render=_OPTIONS.render.replace(ev=ev),
+        render=_OPTIONS.render.replace(ev=ev, chunk_size=chunk_size),
+        scale_out=_OPTIONS.scale_out.replace(runner="dask" if dask_address else render_runner,
+                                             workers=render_workers, dask_address=dask_address),
         stop_after=stop_after,
     )
     ensure_writable_dir(workspace, "workspace")  # created only once every option has been accepted

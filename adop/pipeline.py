@@ -25,6 +25,31 @@ LastStage = Literal["ingest", "reconstruct", "train", "render", "deliver"]
 LAST_STAGES: tuple[str, ...] = ("ingest", "reconstruct", "train", "render", "deliver")
 
 
+Runner = Literal["serial", "threads", "dask"]
+
+
+@dataclass(frozen=True)
+class ScaleOutConfig(Config):
+    """How the render chunks of a run are spread out. Frames are the same however they are spread (each chunk is
+    its own cached artifact, rendered by the same code), so none of this is part of any artifact's key."""
+
+    runner: Runner = "threads"
+    """``serial``: one chunk after the other; ``threads``: ``workers`` chunks at once in this process (Prefect's
+    thread-pool task runner); ``dask``: chunks on a Dask cluster (``prefect-dask``'s ``DaskTaskRunner``), the one at
+    ``dask_address`` or, without one, a local cluster of ``workers`` processes."""
+    workers: int = 2
+    """Chunks at once with ``threads``, worker processes of a local Dask cluster with ``dask``. Where rendering holds
+    a ``gpu`` slot (a studio server), the slots, not this number, decide how many chunks render at once."""
+    dask_address: str | None = None
+    """The scheduler of a running Dask cluster (``tcp://render-scheduler:8786``). Its workers must run the same adop
+    and see the workspace at the same path (a shared file system)."""
+
+    def validate(self) -> None:
+        require(self.workers >= 1, f"ScaleOutConfig.workers must be at least 1, got {self.workers}")
+        require(self.dask_address is None or self.runner == "dask",
+                "ScaleOutConfig.dask_address needs runner='dask'")
+
+
 @dataclass(frozen=True)
 class PipelineOptions(Config):
     """Everything ``capture_to_deliverable`` can be told."""
@@ -45,6 +70,8 @@ class PipelineOptions(Config):
     """The camera path to render."""
     render: RenderConfig = field(default_factory=RenderConfig)
     """Exposure, naming and chunking of the rendered frames."""
+    scale_out: ScaleOutConfig = field(default_factory=ScaleOutConfig)
+    """How render chunks are spread over threads or a Dask cluster."""
     stop_after: LastStage = "deliver"
     """The last stage to run."""
 

@@ -56,10 +56,15 @@ class RenderConfig(Config):
     """Lossless EXR compression (PIZ is smaller on noisy renders, ZIP faster to read)."""
     chunk_size: int = 24
     """Frames per chunk (one task per chunk in the pipeline)."""
+    threads: int = 2
+    """CPU threads that render a frame (``torch.set_num_threads`` while a chunk renders). CPU sums depend on how the
+    work is split between threads, so one fixed number makes a frame the same bytes on every machine of a kind,
+    whichever worker renders it and whatever its environment says (Dask workers start with one thread)."""
 
     def validate(self) -> None:
         require(self.ev is None or math.isfinite(self.ev), f"RenderConfig.ev must be a finite EV100, got {self.ev}")
         require(self.chunk_size >= 1, f"RenderConfig.chunk_size must be >= 1, got {self.chunk_size}")
+        require(self.threads >= 1, f"RenderConfig.threads must be >= 1, got {self.threads}")
         require(self.first_frame >= 0, "RenderConfig.first_frame must be >= 0")
         require(self.white_balance is None or min(self.white_balance) > 0,
                 "RenderConfig.white_balance gains must be positive")
@@ -159,33 +164,49 @@ def render_chunk(
     config: RenderConfig = RenderConfig(),
     *,
     progress: Progress | None = None,
+    timestamp: str | None = None,
 ) -> RenderedChunk:
-    """Render the path frames ``frames`` (0-based path indices) into ``out_dir``; existing complete frames are kept."""
+    """Render the path frames ``frames`` (0-based path indices) into ``out_dir``; existing complete frames are kept.
+
+    ``timestamp``: the EXR ``DateTime`` (``YYYY:MM:DD HH:MM:SS``); the pipeline passes the time its model was trained,
+    so that a frame rendered again, anywhere, is the same file. None: the time of writing."""
     check_exposure(model, config)
     out_dir = ensure_writable_dir(Path(out_dir), "render output")
     frame_bytes = path.width * path.height * 3 * 3  # half EXR + PNG, a generous upper bound per frame
     ensure_free_space(out_dir, frame_bytes * len(frames) + (64 << 20), "rendered frames")
     chunk = RenderedChunk()
     ev = model.scene_ev if config.ev is None else config.ev
-    for done, index in enumerate(frames, start=1):
-        number = config.first_frame + index
-        exr_path = out_dir / frame_name(config.name, number, "exr")
-        png_path = out_dir / frame_name(config.name, number, "png")
-        if not (exr_path.is_file() and png_path.is_file()):
-            linear, display = _frame_images(model, path, index, config)
-            if not np.isfinite(linear).all():
-                raise InputError(f"frame {number} rendered non-finite values; the model is damaged, retrain it")
-            write_exr(
-                exr_path, linear, world_to_camera=path.world_to_camera()[index], intrinsics=path.intrinsics[index],
-                frame=number, fps=path.fps, ev=ev, compression=config.exr_compression,
-            )
-            write_png(png_path, display)
-        chunk.frames.append(number)
-        chunk.exr.append(exr_path)
-        chunk.png.append(png_path)
-        if progress is not None:
-            progress(done, len(frames), {"frame": number})
+    attributes = None if timestamp is None else {"DateTime": timestamp}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        for done, index in enumerate(frames, start=1):
+            _render_frame(model, path, index, out_dir, config, ev, attributes, chunk)
+            if progress is not None:
+                progress(done, len(frames), {"frame": config.first_frame + index})
+    finally:
+        torch.set_num_threads(threads)
     return chunk
+
+
+def _render_frame(model: TrainedModel, path: CameraPath, index: int, out_dir: Path, config: RenderConfig, ev: float,
+                  attributes: dict[str, str] | None, chunk: RenderedChunk) -> None:
+    """Render path frame ``index`` into ``out_dir`` unless both its files are there; add it to ``chunk``."""
+    number = config.first_frame + index
+    exr_path = out_dir / frame_name(config.name, number, "exr")
+    png_path = out_dir / frame_name(config.name, number, "png")
+    if not (exr_path.is_file() and png_path.is_file()):
+        linear, display = _frame_images(model, path, index, config)
+        if not np.isfinite(linear).all():
+            raise InputError(f"frame {number} rendered non-finite values; the model is damaged, retrain it")
+        write_exr(
+            exr_path, linear, world_to_camera=path.world_to_camera()[index], intrinsics=path.intrinsics[index],
+            frame=number, fps=path.fps, ev=ev, compression=config.exr_compression, attributes=attributes,
+        )
+        write_png(png_path, display)
+    chunk.frames.append(number)
+    chunk.exr.append(exr_path)
+    chunk.png.append(png_path)
 
 
 def render_path(

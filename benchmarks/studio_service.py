@@ -16,6 +16,12 @@ The same server (SQLite, or a PostgreSQL database of its own on 127.0.0.1:5432, 
 process, ingest only. Prints how many runs were created and completed (and whether any was lost or duplicated), the
 seconds until all were done, the submit commands' times, the server's answer time to an authenticated request
 measured every 0.5 s during the load (median, p95, max), and how often the server logged "database is locked".
+
+``python benchmarks/studio_service.py footprint WORK_DIR [--idle 20] [--json PATH]``
+
+What each piece of a farm costs when it waits for work: the Prefect server (SQLite), one process worker, the studio
+page, a Dask scheduler and one Dask worker, started as deployments/README.md starts them; after ``--idle`` seconds,
+each one's resident memory (its processes together) and CPU use over the idle time.
 """
 
 from __future__ import annotations
@@ -62,9 +68,15 @@ def main() -> None:
     load.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     load.add_argument("--poll", type=float, default=2.0)
     load.add_argument("--json", type=Path, default=None)
+    footprint = modes.add_parser("footprint")
+    footprint.add_argument("work", type=Path)
+    footprint.add_argument("--idle", type=float, default=20.0)
+    footprint.add_argument("--json", type=Path, default=RESULTS / "studio_service_footprint.json")
     args = parser.parse_args()
     if args.mode == "load":
         run_load(args)
+    elif args.mode == "footprint":
+        run_footprint(args)
     else:
         run_latency(args)
 
@@ -325,6 +337,50 @@ def run_load(args: argparse.Namespace) -> None:
     target = args.json or RESULTS / f"studio_service_load_{args.database}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(result, indent=1) + "\n")
+
+
+
+def run_footprint(args: argparse.Namespace) -> None:
+    import psutil
+
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    with Server(work, None, poll=10.0) as server:
+        server.adop("studio", "add", "alpha")
+        server.adop("studio", "setup")
+        scheduler_port, dashboard_port, page_port = _port(), _port(), _port()
+        pieces = {
+            "prefect worker (process, --limit 1)": [str(BIN / "prefect"), "worker", "start", "--pool", "adop-studio",
+                                                    "--limit", "1"],
+            "studio page": [str(BIN / "adop"), "studio", "serve", "--port", str(page_port)],
+            "dask scheduler": [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(scheduler_port),
+                               "--dashboard-address", f"127.0.0.1:{dashboard_port}"],
+            "dask worker (--nthreads 1)": [str(BIN / "dask"), "worker", f"tcp://127.0.0.1:{scheduler_port}",
+                                           "--nworkers", "1", "--nthreads", "1", "--no-dashboard"],
+        }
+        started = {"prefect server (SQLite)": server.processes[0]}
+        for name, command in pieces.items():
+            process = subprocess.Popen(command, env={**server.env, "OMP_WAIT_POLICY": "PASSIVE"},
+                                       stdout=open(work / f"{name.split()[0]}-{len(started)}.log", "w"),
+                                       stderr=subprocess.STDOUT)
+            server.processes.append(process)
+            started[name] = process
+        time.sleep(10)  # start-up done
+        trees = {name: [psutil.Process(p.pid), *psutil.Process(p.pid).children(recursive=True)]
+                 for name, p in started.items()}
+        cpu_before = {name: sum(sum(q.cpu_times()[:2]) for q in tree) for name, tree in trees.items()}
+        time.sleep(args.idle)
+        figures = {}
+        for name, tree in trees.items():
+            rss = sum(q.memory_info().rss for q in tree) / 2**20
+            cpu = (sum(sum(q.cpu_times()[:2]) for q in tree) - cpu_before[name]) / args.idle * 100
+            figures[name] = {"rss_mib": round(rss), "idle_cpu_percent": round(cpu, 1), "processes": len(tree)}
+            print(f"{name:>36}: {rss:6.0f} MiB in {len(tree)} process(es), {cpu:5.1f} % of a core while idle")
+    record = {"command": f"python benchmarks/studio_service.py footprint WORK --idle {args.idle}",
+              "date": datetime.now().isoformat(timespec="seconds"),
+              "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "pieces": figures}
+    args.json.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"written {args.json}")
 
 
 if __name__ == "__main__":

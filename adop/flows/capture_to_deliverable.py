@@ -1,16 +1,16 @@
 """The main job: a capture set in, a scene, a trained model and deliverables out.
 
-    ingest ─► sfm ─► dense ─► scene ─► train ─► path ─► render (one task per frame chunk) ─► deliver
+    ingest ─► sfm ─► dense ─► scene ─► train ─► path ─► render (one task per frame chunk, at once) ─► deliver
 
 Every stage is a cached Prefect task over the workspace's artifact cache (``adop.flows.stage``), keyed by the content
 of its inputs, its parameters and its version: a rerun skips what is done, a changed parameter reruns only what
 depends on it. ``sfm`` (pycolmap database + model), ``dense`` (fused cloud) and ``scene`` (cleanup + ADOP
 preprocessing) are separate artifacts, so a new cleanup parameter reruns only ``scene``. Depth maps and training
 checkpoints live in ``WS/runs/<key>`` (outside the artifact), so a killed dense run or training resumes when the
-flow is rerun. ``path`` is the fly-through planned from the
-trained model's own poses and points. Each render chunk is its own artifact, so a new exposure or path rerenders
-only what changed. Run it with ``adop run CAPTURE_DIR --workspace DIR``; with no Prefect server configured it runs in
-Prefect's local ephemeral mode.
+flow is rerun. ``path`` is the fly-through planned from the trained model's own poses and points. Each render chunk
+is its own artifact, so a new exposure or path rerenders only what changed; the chunks run at once on threads or a
+Dask cluster (``adop.flows.scale_out``). Run it with ``adop run CAPTURE_DIR --workspace DIR``; with no Prefect server
+configured it runs in Prefect's local ephemeral mode.
 """
 
 # No ``from __future__ import annotations`` here: Prefect builds the flow's parameter model from the signature in a
@@ -18,19 +18,22 @@ Prefect's local ephemeral mode.
 
 import adop.flows  # noqa: F401  (Prefect environment defaults before Prefect is imported)
 
-from pathlib import Path
+import json
 from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.states import Failed
 
-from adop.cache import ArtifactRef, Workspace, compute_key
+from adop.cache import MANIFEST, ArtifactRef, Workspace, compute_key
 from adop.deliver.delivery import make_deliverables
 from adop.errors import AdopError
 from adop.evaluate import evaluate, heldout_metrics
 from adop.flows._env import configure_library_logging
 from adop.flows.interrupts import RunInterrupted, stop_on_signals
+from adop.flows.scale_out import task_runner
 from adop.flows.stage import SCRATCH_DIR, ArtifactBuild, Budget, Stages, stage, stage_logger
 from adop.ingest import IngestConfig, find_image_dir, ingest_photos, read_capture_manifest
 from adop.model import TrainConfig, load_trained_model
@@ -140,9 +143,12 @@ def plan_fly_through(build: ArtifactBuild, *, model: ArtifactRef, config: FlyThr
 @stage("render", version=1, chunked=True, resource="gpu", budget=RENDER_BUDGET)
 def render_frames(build: ArtifactBuild, *, model: ArtifactRef, path: ArtifactRef, frames: tuple[int, int],
                   config: RenderConfig) -> None:
-    """Render the path frames ``[start, stop)`` as half EXR + PNG."""
+    """Render the path frames ``[start, stop)`` as half EXR + PNG, dated when the model was trained (so a chunk
+    rendered again, on any worker, is the same files)."""
     camera_path = load_camera_path(path.folder / CAMERA_PATH_FILE)
-    render_chunk(load_trained_model(model.folder), camera_path, range(*frames), build.folder, config)
+    trained = datetime.fromisoformat(json.loads((model.folder / MANIFEST).read_text(encoding="utf-8"))["created"])
+    render_chunk(load_trained_model(model.folder), camera_path, range(*frames), build.folder, config,
+                 timestamp=trained.strftime("%Y:%m:%d %H:%M:%S"))
 
 
 @stage("deliver", version=1, budget=DELIVER_BUDGET)
@@ -209,8 +215,14 @@ def run_pipeline(capture_dir: Path, workspace: Workspace, options: PipelineOptio
     path = stages.run(plan_fly_through, model=model, config=fly_through.replace(file=None),
                       path_file=None if fly_through.file is None else fly_through.file.resolve())
     frame_count = len(load_camera_path(path.folder / CAMERA_PATH_FILE).rotations)
-    chunks = [stages.run(render_frames, model=model, path=path, frames=frames, config=options.render)
-              for frames in chunk_ranges(frame_count, options.render.chunk_size)]
+    calls = [{"model": model, "path": path, "frames": frames, "config": options.render}
+             for frames in chunk_ranges(frame_count, options.render.chunk_size)]
+    runner = task_runner(options.scale_out) if len(calls) > 1 else None
+    if runner is None:
+        chunks = stages.run_each(render_frames, calls, None)
+    else:
+        with runner:
+            chunks = stages.run_each(render_frames, calls, runner)
     if not options.runs("deliver"):
         return stages.summary()
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prefect import Task, get_run_logger, task
+from prefect.task_runners import TaskRunner
 from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
 from prefect.exceptions import MissingContextError
@@ -279,19 +280,44 @@ class Stages:
         Raises:
             StageError: the stage failed (its message is the one-line reason).
         """
-        logger = stage_logger()
-        bound = stage.task.with_options(result_storage=self.workspace.root / RESULTS_DIR, **retry_options())
-        call = dict(arguments, workspace=str(self.workspace.root))
-        state = bound(**call, return_state=True)
+        bound = self._bound(stage)
+        return self._finish(stage, bound, arguments, bound(**self._call(arguments), return_state=True))
+
+    def run_each(self, stage: Stage, calls: list[dict[str, Any]], runner: TaskRunner | None) -> list[ArtifactRef]:
+        """Run ``stage`` once per argument set in ``calls``, all at once through ``runner`` (a started Prefect task
+        runner: threads, a Dask cluster) or one after the other without one; the artifacts in call order.
+
+        Raises:
+            StageError: a call failed (the first failure's reason; the other calls still ran to their end).
+        """
+        if runner is None:
+            return [self.run(stage, **arguments) for arguments in calls]
+        bound = self._bound(stage)
+        futures = [runner.submit(bound, parameters=self._call(arguments)) for arguments in calls]
+        states = []
+        for future in futures:
+            future.wait()
+            states.append(future.state)
+        return [self._finish(stage, bound, arguments, state) for arguments, state in zip(calls, states)]
+
+    def _bound(self, stage: Stage) -> Task:
+        return stage.task.with_options(result_storage=self.workspace.root / RESULTS_DIR, **retry_options())
+
+    def _call(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(arguments, workspace=str(self.workspace.root))
+
+    def _finish(self, stage: Stage, bound: Task, arguments: Mapping[str, Any], state: State) -> ArtifactRef:
+        """The artifact of a finished call (rebuilt in place if Prefect's cached result points at a missing or
+        damaged one), recorded for the summary."""
         ref = self._resolve(stage, state)
         if ref is None:
-            logger.warning("stage %s: the cached result points at a missing or damaged artifact in this workspace; "
-                           "rebuilding", stage.name)
-            state = bound.with_options(refresh_cache=True)(**call, return_state=True)
+            stage_logger().warning("stage %s: the cached result points at a missing or damaged artifact in this "
+                                   "workspace; rebuilding", stage.name)
+            state = bound.with_options(refresh_cache=True)(**self._call(arguments), return_state=True)
             ref = self._resolve(stage, state)
             if ref is None:  # pragma: no cover - a build that returns is always published and valid
                 raise StageError(f"stage {stage.name} finished without a valid artifact")
-        logger.info("stage %s: %s -> %s", stage.name, state.name, ref.path)
+        stage_logger().info("stage %s: %s -> %s", stage.name, state.name, ref.path)
         record = self.records.setdefault(stage.name, StageRecord(chunked=stage.chunked))
         record.states.append(state.name)
         record.artifacts.append(ref)

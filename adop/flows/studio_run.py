@@ -29,6 +29,7 @@ from adop.errors import AdopError
 from adop.evaluate import heldout_metrics
 from adop.flows._env import configure_library_logging
 from adop.flows.capture_to_deliverable import run_pipeline
+from adop.flows.scale_out import farm_scale_out
 from adop.flows.recovery import requeue_crashed, requeue_limit_reached
 from adop.storage import link_tree, remove_quietly, write_json_atomic
 from adop.studio.inbox import Submission, capture_folder, read_submission, resolve_options
@@ -138,7 +139,8 @@ def studio_capture(studio: str, shot: str, version: int) -> dict[str, Any]:
         return Failed(message=given_up)  # type: ignore[return-value]
     try:
         capture = capture_folder(root, submission)
-        options = resolve_options(root, submission, submission.pipeline_options())
+        options = resolve_options(root, submission, submission.pipeline_options()).replace(
+            scale_out=farm_scale_out())  # the farm's cluster, never one a submission names
         workspace = root.inside(studio, root.workspace(studio), "workspace")
         run_logger.info("%s: %d photos, stop after %s, submitted by %s", submission.label, submission.photos,
                         options.stop_after, submission.submitter)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,13 +37,18 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return environment
 
 
-def adop_run(capture: Path, workspace: Path, env: dict[str, str], *extra: str) -> dict[str, tuple[str, Path]]:
+def adop_run(capture: Path, workspace: Path, env: dict[str, str], *extra: str,
+             log: list[str] | None = None) -> dict[str, tuple[str, Path]]:
+    """``adop run`` with a 4-step training and a 0.25 s path; each stage's state and artifact (the command's output
+    appended to ``log``)."""
     result = subprocess.run(
         [sys.executable, "-m", "adop.cli", "run", str(capture), "--workspace", str(workspace),
          "--max-steps", "4", "--seconds", "0.25", "--fps", "24", *extra],
         env=env, capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    if log is not None:
+        log.append(result.stdout + result.stderr)
     states = {}
     for line in result.stdout.splitlines():
         name, _, rest = line.strip().partition(":")
@@ -89,3 +95,23 @@ def test_capture_to_deliverables_then_cached_then_new_exposure(
     assert [third[s][0] for s in ("ingest", "sfm", "dense", "scene", "train")] == ["Cached"] * 5
     assert third["render"][0] == "Completed" and third["deliver"][0] == "Completed"
     assert third["deliver"][1] != delivery
+
+
+def _frame_bytes(delivery: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for kind in ("exr", "png") for p in sorted((delivery / kind).iterdir())}
+
+
+def test_render_chunks_on_a_local_dask_cluster_are_the_serial_frames(capture: Path, env: dict[str, str],
+                                                                     tmp_path: Path) -> None:
+    """Three chunks of two frames, one after the other and on a real local Dask cluster of two worker processes
+    (prefect-dask's DaskTaskRunner), from copies of one trained workspace: the same bytes, frame for frame."""
+    adop_run(capture, tmp_path / "ws", env)
+    shutil.copytree(tmp_path / "ws", tmp_path / "ws-dask")
+    serial = adop_run(capture, tmp_path / "ws", env, "--chunk-size", "2", "--render-runner", "serial")
+    log: list[str] = []
+    dask = adop_run(capture, tmp_path / "ws-dask", env, "--chunk-size", "2", "--render-runner", "dask",
+                    "--render-workers", "2", log=log)
+    assert "Creating a new Dask cluster" in log[0] and "Traceback" not in log[0], log[0][-3000:]
+    assert serial["render"][0] == dask["render"][0] == "Completed" and dask["train"][0] == "Cached"
+    frames = _frame_bytes(serial["deliver"][1])
+    assert len(frames) == 12 and _frame_bytes(dask["deliver"][1]) == frames

@@ -11,7 +11,7 @@ import pytest
 from prefect.states import State
 
 from adop.cache import ArtifactRef, Workspace
-from adop.errors import StageError
+from adop.errors import InputError, StageError
 from adop.flows.capture_to_deliverable import capture_to_deliverable, ingest_capture, structure_from_motion
 from adop.flows.stage import Budget, Stage, stage
 from adop.ingest import IngestConfig
@@ -205,3 +205,22 @@ def test_a_stage_past_its_time_budget_is_stopped_with_a_sentence(harness: None, 
     monkeypatch.setenv("ADOP_STAGE_TIMEOUT_SCALE", "0")  # off: the stage finishes
     summary = one_stage(str(tmp_path / "ws"))
     assert summary["stages"]["stuck"]["state"] == "Completed"
+
+
+def test_the_farm_not_the_submission_chooses_the_render_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    from adop.flows.scale_out import farm_scale_out, task_runner
+    from adop.pipeline import ScaleOutConfig
+
+    monkeypatch.delenv("ADOP_DASK_ADDRESS", raising=False)
+    assert farm_scale_out() == ScaleOutConfig()
+    monkeypatch.setenv("ADOP_DASK_ADDRESS", "tcp://render-scheduler:8786")
+    assert farm_scale_out() == ScaleOutConfig(runner="dask", dask_address="tcp://render-scheduler:8786")
+    assert task_runner(ScaleOutConfig(runner="serial")) is None
+    assert isinstance(task_runner(ScaleOutConfig()), ThreadPoolTaskRunner)
+    remote = task_runner(farm_scale_out())
+    assert isinstance(remote, DaskTaskRunner) and remote.address == "tcp://render-scheduler:8786"
+    with pytest.raises(InputError, match="dask_address needs runner='dask'"):
+        ScaleOutConfig(dask_address="tcp://elsewhere:8786")

@@ -178,6 +178,16 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 
 @pytest.fixture(scope="module")
+def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny synthetic capture set (24 photos), generated once per test module."""
+    from adop.synth import generate_capture_set
+
+    out = tmp_path_factory.mktemp("capture") / "tiny"
+    generate_capture_set(out, preset="tiny", seed=5)
+    return out
+
+
+@pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
     """A database of its own on the machine's PostgreSQL (127.0.0.1:5432, trust auth), dropped afterwards."""
     asyncpg = pytest.importorskip("asyncpg")

@@ -22,15 +22,6 @@ STEPS = 300
 """Training steps of the run: cpu-fast writes a checkpoint every 200, so the kill after the first leaves 100."""
 
 
-@pytest.fixture(scope="module")
-def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from adop.synth import generate_capture_set
-
-    out = tmp_path_factory.mktemp("capture") / "tiny"
-    generate_capture_set(out, preset="tiny", seed=5)
-    return out
-
-
 def _wait(condition, timeout_s: float, what: str, *logs: Path) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -24,15 +24,6 @@ pytestmark = [pytest.mark.flow, pytest.mark.slow]
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 
 
-@pytest.fixture(scope="module")
-def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from adop.synth import generate_capture_set
-
-    out = tmp_path_factory.mktemp("capture") / "tiny"
-    generate_capture_set(out, preset="tiny", seed=5)
-    return out
-
-
 def _token(output: str) -> str:
     return re.search(r"page token \(shown once, keep it\): (\S+)", output).group(1)
 
