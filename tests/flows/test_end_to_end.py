@@ -66,11 +66,18 @@ def _exr_size(path: Path) -> tuple[int, int]:
     return image.shape[1], image.shape[0]
 
 
+@pytest.fixture(scope="module")
+def first_run(capture: Path, env: dict[str, str],
+              tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, tuple[str, Path]]]:
+    """The first ``adop run`` of the capture set: its workspace and each stage's state and artifact."""
+    workspace = tmp_path_factory.mktemp("e2e-run") / "ws"
+    return workspace, adop_run(capture, workspace, env)
+
+
 def test_capture_to_deliverables_then_cached_then_new_exposure(
-    capture: Path, env: dict[str, str], tmp_path: Path
+    capture: Path, env: dict[str, str], first_run: tuple[Path, dict[str, tuple[str, Path]]]
 ) -> None:
-    workspace = tmp_path / "ws"
-    first = adop_run(capture, workspace, env)
+    workspace, first = first_run
     assert all(state == "Completed" for state, _ in first.values()), first
 
     delivery = first["deliver"][1]
@@ -101,12 +108,13 @@ def _frame_bytes(delivery: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for kind in ("exr", "png") for p in sorted((delivery / kind).iterdir())}
 
 
-def test_render_chunks_on_a_local_dask_cluster_are_the_serial_frames(capture: Path, env: dict[str, str],
-                                                                     tmp_path: Path) -> None:
+def test_render_chunks_on_a_local_dask_cluster_are_the_serial_frames(
+    capture: Path, env: dict[str, str], first_run: tuple[Path, dict[str, tuple[str, Path]]], tmp_path: Path
+) -> None:
     """Three chunks of two frames, one after the other and on a real local Dask cluster of two worker processes
     (prefect-dask's DaskTaskRunner), from copies of one trained workspace: the same bytes, frame for frame."""
-    adop_run(capture, tmp_path / "ws", env)
-    shutil.copytree(tmp_path / "ws", tmp_path / "ws-dask")
+    for name in ("ws", "ws-dask"):
+        shutil.copytree(first_run[0], tmp_path / name)
     serial = adop_run(capture, tmp_path / "ws", env, "--chunk-size", "2", "--render-runner", "serial")
     log: list[str] = []
     dask = adop_run(capture, tmp_path / "ws-dask", env, "--chunk-size", "2", "--render-runner", "dask",
