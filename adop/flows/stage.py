@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prefect import Task, get_run_logger, task
-from prefect.task_runners import TaskRunner
 from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
 from prefect.exceptions import MissingContextError
 from prefect.states import Failed, State
+from prefect.task_runners import TaskRunner
 from prefect.utilities.timeout import timeout as prefect_timeout
 
 from adop.cache import ArtifactRef, Workspace, compute_key
