@@ -57,7 +57,7 @@ class RenderConfig(Config):
     chunk_size: int = 24
     """Frames per chunk (one task per chunk in the pipeline)."""
     threads: int = 2
-    """CPU threads that render a frame (``torch.set_num_threads`` while a chunk renders). CPU sums depend on how the
+    """CPU threads that render a frame (``torch.set_num_threads`` when a chunk starts). CPU sums depend on how the
     work is split between threads, so one fixed number makes a frame the same bytes on every machine of a kind,
     whichever worker renders it and whatever its environment says (Dask workers start with one thread)."""
 
@@ -177,15 +177,13 @@ def render_chunk(
     chunk = RenderedChunk()
     ev = model.scene_ev if config.ev is None else config.ev
     attributes = None if timestamp is None else {"DateTime": timestamp}
-    threads = torch.get_num_threads()
+    # Set for the process and left so: chunks render at once on several threads of one process, and a chunk that
+    # restored the count it found would change it under another chunk still rendering.
     torch.set_num_threads(config.threads)
-    try:
-        for done, index in enumerate(frames, start=1):
-            _render_frame(model, path, index, out_dir, config, ev, attributes, chunk)
-            if progress is not None:
-                progress(done, len(frames), {"frame": config.first_frame + index})
-    finally:
-        torch.set_num_threads(threads)
+    for done, index in enumerate(frames, start=1):
+        _render_frame(model, path, index, out_dir, config, ev, attributes, chunk)
+        if progress is not None:
+            progress(done, len(frames), {"frame": config.first_frame + index})
     return chunk
 
 

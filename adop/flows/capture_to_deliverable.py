@@ -18,6 +18,7 @@ configured it runs in Prefect's local ephemeral mode.
 
 import adop.flows  # noqa: F401  (Prefect environment defaults before Prefect is imported)
 
+import contextlib
 import json
 from collections.abc import Mapping
 from datetime import datetime
@@ -50,22 +51,22 @@ MODEL_FILES = ("model", "config.json", "train_log.jsonl", "eval")
 """What of a training run folder becomes the ``train`` artifact (checkpoints stay behind in the run folder)."""
 
 
-def _photos_in(folder: Path) -> int:
+def _files_in(folder: Path) -> int:
     return sum(1 for entry in folder.iterdir() if entry.is_file()) if folder.is_dir() else 0
 
 
 def _photos(arguments: Mapping[str, Any]) -> int:
     """Photos of the stage's capture artifact (or, for ingest, of the user's folder)."""
     if "images" in arguments:
-        return _photos_in(Path(arguments["images"]))
-    return _photos_in(arguments["capture"].folder / "images")
+        return _files_in(Path(arguments["images"]))
+    return _files_in(arguments["capture"].folder / "images")
 
 
 def _frames(arguments: Mapping[str, Any]) -> int:
     if "frames" in arguments:
         start, stop = arguments["frames"]
         return stop - start
-    return sum(_photos_in(chunk.folder) for chunk in arguments["chunks"]) // 2  # an EXR and a PNG per frame
+    return sum(_files_in(chunk.folder) for chunk in arguments["chunks"]) // 2  # an EXR and a PNG per frame
 
 
 # Time budgets (``adop.flows.stage.Budget``): about ten times the 2-core figures (SfM 2 s, dense 1-3 s and cleanup
@@ -217,12 +218,9 @@ def run_pipeline(capture_dir: Path, workspace: Workspace, options: PipelineOptio
     frame_count = len(load_camera_path(path.folder / CAMERA_PATH_FILE).rotations)
     calls = [{"model": model, "path": path, "frames": frames, "config": options.render}
              for frames in chunk_ranges(frame_count, options.render.chunk_size)]
-    runner = task_runner(options.scale_out) if len(calls) > 1 else None
-    if runner is None:
-        chunks = stages.run_each(render_frames, calls, None)
-    else:
-        with runner:
-            chunks = stages.run_each(render_frames, calls, runner)
+    runner = task_runner(options.scale_out) if len(calls) > 1 else None  # one chunk: no cluster to start
+    with runner or contextlib.nullcontext():
+        chunks = stages.run_each(render_frames, calls, runner)
     if not options.runs("deliver"):
         return stages.summary()
 

@@ -3,8 +3,10 @@
 ``threads`` is Prefect's thread-pool task runner in the flow's own process (rendering is torch work that releases
 the GIL). ``dask`` is ``prefect-dask``'s ``DaskTaskRunner``: a local cluster of worker processes on this machine, or
 a running cluster of render machines by its scheduler's address. Every chunk is still the same cached stage task, so
-a chunk reruns only if it changed, a chunk that failed is retried like any stage, and each chunk holds its ``gpu``
-slot on a studio server wherever it runs.
+a chunk reruns only if it changed and a chunk that failed is retried like any stage. On threads, a studio run's
+chunks hold ``gpu`` slots as its training does; on Dask, a chunk takes a slot only where the Dask worker's own
+environment turns limits on (``ADOP_RESOURCE_LIMITS``): a render farm's workers, one per GPU with one thread each,
+are their own limit.
 
 On a studio server the farm decides, never the submission: the flow takes the scheduler from ``ADOP_DASK_ADDRESS``
 in the worker's environment and ignores what a submission's options say (a Dask scheduler sends pickled results
@@ -21,7 +23,6 @@ from adop.pipeline import ScaleOutConfig
 
 DASK_ADDRESS_VARIABLE = "ADOP_DASK_ADDRESS"
 """The scheduler of the farm's render cluster (``tcp://host:8786``), set in a studio worker's environment."""
-
 
 WORKER_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 """The environment of a local cluster's worker processes. Each renders with ``RenderConfig.threads`` OpenMP threads;

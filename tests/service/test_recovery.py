@@ -13,6 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from conftest import Service, running_service
@@ -35,8 +36,6 @@ def _wait(condition, timeout_s: float, what: str, *logs: Path) -> None:
 def _signal_all(worker: subprocess.Popen, signum: int, timeout_s: float = 30) -> float:
     """Send ``signum`` to the worker and every process under it at once (the flow-run processes sit in sessions of
     their own), as systemd stops a unit's control group or a machine goes down; seconds until all have exited."""
-    import psutil
-
     started = time.monotonic()
     processes = [psutil.Process(worker.pid), *psutil.Process(worker.pid).children(recursive=True)]
     for process in processes:
@@ -70,8 +69,6 @@ def _run_the_scenario(service: Service, capture: Path) -> None:
     # 1. The run's process is stopped (SIGTERM) while training: Prefect records it as crashed, the flow's hook puts
     #    it back in its queue, and the worker, still up, takes it again.
     _wait(lambda: "train: holding a gpu slot" in service.run_log(run_id), 300, "training start", worker_log)
-    import psutil
-
     (engine,) = psutil.Process(worker.pid).children(recursive=True)
     engine.send_signal(signal.SIGTERM)
     engine.wait(timeout=30)
