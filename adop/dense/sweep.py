@@ -62,10 +62,29 @@ def grey(image: Tensor) -> Tensor:
 
 
 def _box(x: Tensor, radius: int) -> Tensor:
-    """Window mean (clipped at the borders), separably: two 1-D passes instead of one 2-D one."""
-    size = 2 * radius + 1
-    rows = F.avg_pool2d(x, (1, size), stride=1, padding=(0, radius), count_include_pad=False)
-    return F.avg_pool2d(rows, (size, 1), stride=1, padding=(radius, 0), count_include_pad=False)
+    """Window mean (clipped at the borders, as ``avg_pool2d(count_include_pad=False)``), separably.
+
+    Sums of shifted slices instead of ``avg_pool2d``: the same means (to float rounding) in well under half the time
+    on the CPU, where pooling was most of a sweep's cost.
+    """
+    height, width = x.shape[-2:]
+    total = _window_sum(_window_sum(x, radius, -1), radius, -2)
+    return total * (1.0 / (_window_count(height, radius, x)[:, None] * _window_count(width, radius, x)))
+
+
+def _window_sum(x: Tensor, radius: int, dim: int) -> Tensor:
+    """Sum over ``[i - radius, i + radius]`` along ``dim``, clipped at the ends."""
+    total = x.clone()
+    length = x.shape[dim]
+    for shift in range(1, min(radius, length - 1) + 1):
+        total.narrow(dim, shift, length - shift).add_(x.narrow(dim, 0, length - shift))
+        total.narrow(dim, 0, length - shift).add_(x.narrow(dim, shift, length - shift))
+    return total
+
+
+def _window_count(length: int, radius: int, like: Tensor) -> Tensor:
+    index = torch.arange(length, device=like.device)
+    return (torch.clamp(index + radius + 1, max=length) - torch.clamp(index - radius, min=0)).to(like.dtype)
 
 
 def _pixel_rays(view: StereoView, rows: range, device: torch.device) -> Tensor:
@@ -220,11 +239,20 @@ def _sweep(ref_grey: Tensor, ref_view: StereoView, src_grey: list[tuple[Tensor, 
                 for (image, view), (matrix, offset) in zip(src_grey, projections)
             ])
             usable = (inverse > 0).expand(len(inverse), (hi - lo) * width).reshape(len(inverse), hi - lo, width)
-            volume[start:start + len(inverse)] = torch.where(usable, scores.topk(best_k, dim=0).values.mean(0), -1.0)
+            volume[start:start + len(inverse)] = torch.where(usable, _mean_of_best(scores, best_k), -1.0)
         rows = slice(top - lo, top - lo + bottom - top)
         grid = candidates.expand(count, (hi - lo) * width).reshape(count, hi - lo, width)[:, rows]
         best_score[top:bottom], best_inverse[top:bottom] = _winner(volume[:, rows], grid)
     return best_score, best_inverse, var_i
+
+
+def _mean_of_best(scores: Tensor, count: int) -> Tensor:
+    """Mean over dim 0 of the ``count`` highest scores; all but one is the sum less the lowest (no ``topk``)."""
+    if count == scores.shape[0]:
+        return scores.mean(0)
+    if count == scores.shape[0] - 1:
+        return (scores.sum(0) - scores.amin(0)) / count
+    return scores.topk(count, dim=0).values.mean(0)
 
 
 def _zncc(tile_i: Tensor, tile_mean: Tensor, tile_var: Tensor, source: Tensor, view: StereoView, matrix: Tensor,

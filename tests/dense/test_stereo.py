@@ -8,7 +8,7 @@ import torch
 
 from adop.dense import DenseConfig
 from adop.dense.fusion import fuse_depth_maps
-from adop.dense.sweep import DepthMap, plane_sweep
+from adop.dense.sweep import DepthMap, _box, _mean_of_best, plane_sweep
 from adop.dense.views import choose_sources, stereo_view, visibility_by_projection
 
 from tests.dense.plane_scene import plane_scene, render_view
@@ -34,6 +34,21 @@ def _sweep(scene, texture, index: int = 2, config: DenseConfig = CONFIG, device:
 def _relative_error(depth_map: DepthMap, truth: np.ndarray) -> np.ndarray:
     valid = depth_map.valid
     return np.abs(depth_map.depth[valid] - truth[valid]) / truth[valid]
+
+
+@pytest.mark.parametrize("radius", [1, 3, 8])
+def test_window_means_are_those_of_average_pooling_clipped_at_the_borders(radius: int) -> None:
+    x = torch.rand(3, 4, 37, 53, generator=torch.Generator().manual_seed(radius))
+    size = 2 * radius + 1
+    pooled = torch.nn.functional.avg_pool2d(x, size, stride=1, padding=radius, count_include_pad=False)
+    assert torch.allclose(_box(x, radius), pooled, atol=1e-6)
+
+
+def test_the_mean_of_the_best_sources_is_that_of_the_highest_scores() -> None:
+    scores = torch.rand(4, 5, 6, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    for count in (1, 2, 3, 4):
+        expected = scores.sort(dim=0, descending=True).values[:count].mean(0)
+        assert torch.allclose(_mean_of_best(scores, count), expected, atol=1e-6)
 
 
 def test_plane_sweep_recovers_the_plane_below_the_plane_spacing() -> None:
