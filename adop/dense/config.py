@@ -62,6 +62,10 @@ class DenseConfig(Config):
     640 px) it raised the pixels with a depth from 55.6 % to 57.3 % for 44 % more time, and nothing with the
     coarse-to-fine sweep, whose refined levels already follow slanted surfaces."""
 
+    facade_planes: bool = False
+    """Also sweep vertical planes along the view direction on both sides of the camera (the facades of a street seen
+    from within it), like ``ground_planes``."""
+
     depth_margin: float = 0.25
     """The depth range is the 2nd–98th percentile of the view's SfM point depths, widened by this fraction."""
 

@@ -33,10 +33,11 @@ from adop.dense.config import DenseConfig
 from adop.dense.fusion import fuse_depth_maps
 from adop.dense.sweep import DepthMap, plane_sweep
 from adop.dense.views import (
-    GroundPlanes,
+    PlaneFamily,
     StereoView,
     choose_sources,
     depth_range,
+    facade_planes,
     ground_planes,
     load_view_image,
     stereo_view,
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 
 FUSED_FILE = "fused.ply"
 REPORT_FILE = "dense_report.json"
-_MAP_VERSION = 1
+_MAP_VERSION = 2
 """Bumped when the depth-map computation changes, so cached maps of an older computation are not reused."""
 
 
@@ -109,14 +110,14 @@ def peak_memory(device: str) -> float:
 
 
 def _map_key(scene: Scene, view: StereoView, sources: list[StereoView], near: float, far: float,
-             config: DenseConfig, ground: GroundPlanes | None) -> str:
+             config: DenseConfig, families: list[PlaneFamily]) -> str:
     """Everything a depth map depends on but the photos' content, hashed."""
     def describe(v: StereoView) -> list:
         distortion = scene.cameras[scene.frames[v.index].camera_index].distortion
         return [v.name, v.width, v.height, np.round(v.intrinsics, 9).tolist(), np.round(distortion, 12).tolist(),
                 np.round(v.rotation, 12).tolist(), np.round(v.translation, 12).tolist()]
-    planes = None if ground is None else [np.round(ground.normal, 12).tolist(), round(ground.nearest, 9),
-                                          round(ground.farthest, 9)]
+    planes = [[np.round(f.normal, 12).tolist(), round(f.nearest, 9), round(f.farthest, 9), f.two_sided]
+              for f in families] or None
     text = json.dumps([_MAP_VERSION, describe(view), [describe(s) for s in sources], round(near, 9), round(far, 9),
                        planes, config.depth_map_fields()], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -174,7 +175,8 @@ def densify(scene: Scene, visibility: list[np.ndarray], image_dir: Path, out_dir
         image_dir: the photos.
         out_dir: where ``fused.ply`` and ``dense_report.json`` go.
         config: parameters.
-        up: the world's up direction; with ``config.ground_planes`` planes parallel to the ground are swept too.
+        up: the world's up direction; with ``config.ground_planes`` / ``config.facade_planes`` planes parallel to the
+            ground / to the facades are swept too.
         cache_dir: where depth maps are kept between runs. A map's key covers the views' names, cameras and poses
             and the parameters, not the photos' content: the folder must belong to one capture (the pipeline uses
             the stage's run folder, whose key covers the photos).
@@ -210,14 +212,13 @@ def densify(scene: Scene, visibility: list[np.ndarray], image_dir: Path, out_dir
         if span is None:
             report.skipped[view.name] = "it observes fewer than 5 SfM points, so its depth range is unknown"
             continue
-        ground = (ground_planes(scene, index, visibility[index], up, config.depth_margin)
-                  if up is not None and config.ground_planes else None)
-        key = keys[index] = _map_key(scene, view, stereo_sources, *span, config, ground)
+        families = _plane_families(scene, index, visibility[index], up, config)
+        key = keys[index] = _map_key(scene, view, stereo_sources, *span, config, families)
         depth_map = store.load(key, (view.width, view.height))
         if depth_map is not None:
             report.maps_reused += 1
         else:
-            depth_map = _compute(view, stereo_sources, span, photo, config, ground)
+            depth_map = _compute(view, stereo_sources, span, photo, config, families)
             store.save(key, depth_map)
             log.info("dense: %s: %.0f %% of pixels with depth (%d sources, depths %.3g–%.3g)", view.name,
                      100 * depth_map.coverage, len(stereo_sources), *span)
@@ -260,12 +261,22 @@ def densify(scene: Scene, visibility: list[np.ndarray], image_dir: Path, out_dir
     return report
 
 
+def _plane_families(scene: Scene, index: int, visible: np.ndarray, up: np.ndarray | None,
+                    config: DenseConfig) -> list[PlaneFamily]:
+    """The plane families ``config`` asks for that frame ``index``'s SfM points can place (none without ``up``)."""
+    if up is None:
+        return []
+    wanted = [(config.ground_planes, ground_planes), (config.facade_planes, facade_planes)]
+    families = [make(scene, index, visible, up, config.depth_margin) for on, make in wanted if on]
+    return [family for family in families if family is not None]
+
+
 def _compute(view: StereoView, stereo_sources: list[StereoView], span: tuple[float, float],
-             photo: Callable[[int], torch.Tensor], config: DenseConfig, ground: GroundPlanes | None) -> DepthMap:
+             photo: Callable[[int], torch.Tensor], config: DenseConfig, families: list[PlaneFamily]) -> DepthMap:
     reference = photo(view.index)
     with torch.no_grad():
         depth_map = plane_sweep(reference, view, [(photo(s.index), s) for s in stereo_sources], *span, config,
-                                ground)
+                                families)
     depth_map.color = (reference.permute(1, 2, 0).cpu().numpy() * 255).round().clip(0, 255).astype(np.uint8)
     return depth_map
 

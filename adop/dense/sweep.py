@@ -5,8 +5,8 @@ photo is warped onto the reference view through the plane's homography (``grid_s
 zero-mean normalised cross-correlation over a small window: ZNCC ignores gain and offset, so photos taken stops apart
 or with another white balance still match. A plane's score is the mean of the best ``best_sources`` sources (a source
 that does not see the surface does not spoil it), the best plane wins, a parabola through its neighbours refines the
-depth below the plane spacing (with an up direction, a second family of planes parallel to the ground is swept too,
-and the better of the two wins per pixel), and pixels without texture or without a convincing match are left empty. Normals come
+depth below the plane spacing (with an up direction, families of planes parallel to the ground and to the facades
+can be swept too, and the best wins per pixel), and pixels without texture or without a convincing match are left empty. Normals come
 from the depth map itself (facing the camera where a pixel's neighbours have no depth: the scene stage fits normals
 again from the fused cloud and takes only their side from these). Rows are swept in tiles, so memory is ``planes × tile rows × width`` whatever the photo
 size (Collins 1996; Gallup et al. 2007; docs/method.md §15).
@@ -14,7 +14,7 @@ size (Collins 1996; Gallup et al. 2007; docs/method.md §15).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from adop.dense.config import DenseConfig
-from adop.dense.views import GroundPlanes, StereoView
+from adop.dense.views import PlaneFamily, StereoView
 
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -103,7 +103,7 @@ def _source_projection(ref: StereoView, src: StereoView, device: torch.device) -
 
 
 def plane_sweep(reference: Tensor, ref_view: StereoView, sources: list[tuple[Tensor, StereoView]],
-                near: float, far: float, config: DenseConfig, ground: GroundPlanes | None = None) -> DepthMap:
+                near: float, far: float, config: DenseConfig, families: Sequence[PlaneFamily] = ()) -> DepthMap:
     """The reference view's depth map from its source views over ``[near, far]``.
 
     Views larger than ``2 × config.coarse_size`` are swept coarse to fine: the full plane sweep runs on a
@@ -120,11 +120,12 @@ def plane_sweep(reference: Tensor, ref_view: StereoView, sources: list[tuple[Ten
         near: nearest depth swept (> 0).
         far: farthest depth swept.
         config: sweep parameters.
-        ground: a second family of planes, parallel to the ground, swept too (the best of both wins per pixel).
+        families: more families of planes (parallel to the ground, to the facades), swept too at the coarsest
+            level; the best of all wins per pixel.
     """
     ref_grey = grey(reference)
     src_grey = [(grey(image), view) for image, view in sources]
-    score, inverse, var_i = _sweep_level(ref_grey, ref_view, src_grey, 1.0 / near, 1.0 / far, config, ground)
+    score, inverse, var_i = _sweep_level(ref_grey, ref_view, src_grey, 1.0 / near, 1.0 / far, config, families)
     texture = var_i[0, 0].sqrt()
     keep = (score >= config.min_ncc) & (texture >= config.min_texture) & (inverse > 0)
     depth = torch.where(keep, 1.0 / inverse.clamp_min(1e-12), torch.zeros_like(inverse))
@@ -143,7 +144,7 @@ def _half(image: Tensor, view: StereoView) -> tuple[Tensor, StereoView]:
 
 def _sweep_level(ref_grey: Tensor, ref_view: StereoView, src_grey: list[tuple[Tensor, StereoView]],
                  inverse_near: float, inverse_far: float, config: DenseConfig,
-                 ground: GroundPlanes | None = None) -> tuple[Tensor, Tensor, Tensor]:
+                 families: Sequence[PlaneFamily] = ()) -> tuple[Tensor, Tensor, Tensor]:
     """``(score, inverse depth, reference window variance)`` at this level; 0 inverse depth where none won."""
     device = ref_grey.device
     planes = torch.linspace(inverse_near, inverse_far, config.depth_planes, device=device)
@@ -153,22 +154,22 @@ def _sweep_level(ref_grey: Tensor, ref_view: StereoView, src_grey: list[tuple[Te
         def uniform(rows: slice) -> Tensor:
             return planes[:, None]
         score, inverse, var_i = _sweep(ref_grey, ref_view, src_grey, uniform, config)
-        if ground is None:
-            return score, inverse, var_i
-        slope = _ground_slope(ref_view, ground, device)
-        heights = torch.linspace(ground.nearest, ground.farthest, config.depth_planes, device=device)
+        for family in families:
+            slope = _slope(ref_view, family, device)
+            offsets = torch.linspace(family.nearest, family.farthest, config.depth_planes, device=device)
 
-        def parallel_to_ground(rows: slice) -> Tensor:
-            candidates = slope[rows].reshape(1, -1) / heights[:, None]
-            return torch.where((candidates >= lowest) & (candidates <= highest), candidates,
-                               torch.zeros_like(candidates))
-        ground_score, ground_inverse, _ = _sweep(ref_grey, ref_view, src_grey, parallel_to_ground, config)
-        better = ground_score > score
-        return torch.where(better, ground_score, score), torch.where(better, ground_inverse, inverse), var_i
+            def parallel(rows: slice, slope: Tensor = slope, offsets: Tensor = offsets) -> Tensor:
+                candidates = slope[rows].reshape(1, -1) / offsets[:, None]
+                return torch.where((candidates >= lowest) & (candidates <= highest), candidates,
+                                   torch.zeros_like(candidates))
+            family_score, family_inverse, _ = _sweep(ref_grey, ref_view, src_grey, parallel, config)
+            better = family_score > score
+            score, inverse = torch.where(better, family_score, score), torch.where(better, family_inverse, inverse)
+        return score, inverse, var_i
     coarse_ref, coarse_view = _half(ref_grey, ref_view)
     coarse_src = [_half(image, view) for image, view in src_grey]
     coarse_score, coarse_inverse, _ = _sweep_level(coarse_ref, coarse_view, coarse_src, inverse_near, inverse_far,
-                                                   config, ground)
+                                                   config, families)
     trusted = torch.where(coarse_score >= config.min_ncc, coarse_inverse, torch.zeros_like(coarse_inverse))
     centre = F.interpolate(_fill_holes(trusted)[None, None], size=(ref_view.height, ref_view.width),
                            mode="bilinear", align_corners=False)
@@ -182,12 +183,12 @@ def _sweep_level(ref_grey: Tensor, ref_view: StereoView, src_grey: list[tuple[Te
     return _sweep(ref_grey, ref_view, src_grey, around_coarse, config)
 
 
-def _ground_slope(view: StereoView, ground: GroundPlanes, device: torch.device) -> Tensor:
-    """``[H, W]`` per pixel ``-(n · ray)``: a pixel's inverse depth on the plane ``h`` below the camera is this / h
-    (0 for rays that do not go down towards the ground)."""
-    normal = torch.as_tensor(ground.normal, dtype=torch.float32, device=device)
+def _slope(view: StereoView, family: PlaneFamily, device: torch.device) -> Tensor:
+    """``[H, W]`` per pixel ``-(n · ray)`` (``|n · ray|`` for a two-sided family): a pixel's inverse depth on the
+    family's plane at distance ``h`` is this / h (0 for rays that do not go towards the planes)."""
+    normal = torch.as_tensor(family.normal, dtype=torch.float32, device=device)
     slope = -(normal @ _pixel_rays(view, range(view.height), device)).reshape(view.height, view.width)
-    return slope.clamp_min(0.0)
+    return slope.abs() if family.two_sided else slope.clamp_min(0.0)
 
 
 def _fill_holes(inverse: Tensor, passes: int = 6) -> Tensor:
@@ -247,12 +248,22 @@ def _sweep(ref_grey: Tensor, ref_view: StereoView, src_grey: list[tuple[Tensor, 
 
 
 def _mean_of_best(scores: Tensor, count: int) -> Tensor:
-    """Mean over dim 0 of the ``count`` highest scores; all but one is the sum less the lowest (no ``topk``)."""
-    if count == scores.shape[0]:
-        return scores.mean(0)
-    if count == scores.shape[0] - 1:
-        return (scores.sum(0) - scores.amin(0)) / count
-    return scores.topk(count, dim=0).values.mean(0)
+    """Per pixel, the mean of the ``count`` highest scores along dim 0 among the sources that see its window (scored
+    exactly -1 otherwise), of fewer where fewer see it, -1 where none does.
+
+    Near surfaces at the borders of a photo taken moving forward are seen only by the source views behind it: a
+    plain mean of the best two would count the unseen one and reject them all.
+    """
+    sources = scores.shape[0]
+    if count == sources:
+        best = scores.sum(0)
+    elif count == sources - 1:
+        best = scores.sum(0) - scores.amin(0)
+    else:
+        best = scores.topk(count, dim=0).values.sum(0)
+    seen = (scores > -1).sum(0).clamp(max=count)
+    best = best + (count - seen)  # the unseen among the best count each added -1
+    return torch.where(seen > 0, best / seen.clamp_min(1), torch.full_like(best, -1.0))
 
 
 def _zncc(tile_i: Tensor, tile_mean: Tensor, tile_var: Tensor, source: Tensor, view: StereoView, matrix: Tensor,

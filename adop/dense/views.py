@@ -60,15 +60,16 @@ class StereoView:
 
 
 @dataclass(frozen=True)
-class GroundPlanes:
-    """A family of planes parallel to the ground for one reference view: ``normal · X = -h`` in its camera
-    coordinates (``normal``: the world's up direction seen from the camera), ``h`` from ``nearest`` to ``farthest``
-    below it. Fronto-parallel planes fit the ground badly where it is seen at a grazing angle (a road ahead); a
-    sweep along the ground's own normal fits it exactly (Gallup et al. 2007)."""
+class PlaneFamily:
+    """A family of parallel planes for one reference view, swept besides the fronto-parallel ones: ``normal · X = -h``
+    in its camera coordinates, ``h`` from ``nearest`` to ``farthest`` (``|normal · X| = h`` when ``two_sided``: planes
+    on both sides of the camera). Fronto-parallel planes fit a surface seen at a grazing angle badly (a road ahead,
+    the facades along a street); a sweep along the surface's own normal fits it exactly (Gallup et al. 2007)."""
 
     normal: np.ndarray
     nearest: float
     farthest: float
+    two_sided: bool = False
 
 
 def map_scale(width: int, height: int, long_side: int) -> float:
@@ -166,7 +167,7 @@ def depth_range(scene: Scene, index: int, visible: np.ndarray, margin: float) ->
     return float(near / (1 + margin)), float(far * (1 + margin))
 
 
-def ground_planes(scene: Scene, index: int, visible: np.ndarray, up: np.ndarray, margin: float) -> GroundPlanes | None:
+def ground_planes(scene: Scene, index: int, visible: np.ndarray, up: np.ndarray, margin: float) -> PlaneFamily | None:
     """The planes parallel to the ground for frame ``index``: heights below the camera from the median to the
     99.5th percentile of those of its SfM points below it (the ground is the lowest surface), widened by
     ``margin``; None with fewer than 5 such points."""
@@ -177,4 +178,23 @@ def ground_planes(scene: Scene, index: int, visible: np.ndarray, up: np.ndarray,
     if len(heights) < 5:
         return None
     low, high = np.percentile(heights, [50, 99.5])  # the ground is the lowest surface: the largest heights
-    return GroundPlanes(normal, float(low / (1 + margin)), float(high * (1 + margin)))
+    return PlaneFamily(normal, float(low / (1 + margin)), float(high * (1 + margin)))
+
+
+def facade_planes(scene: Scene, index: int, visible: np.ndarray, up: np.ndarray, margin: float) -> PlaneFamily | None:
+    """Vertical planes along the view direction for frame ``index``, on both sides (the facades of a street seen
+    from within it): normal the camera's horizontal right axis, distances from the camera from the 25th to the 99.5th
+    percentile of its SfM points' sideways distances, widened by ``margin``; None with fewer than 5 points or for a
+    camera held on its side (its right axis about vertical)."""
+    frame = scene.frames[index]
+    up_camera = frame.rotation @ (np.asarray(up, dtype=np.float64) / np.linalg.norm(up))
+    right = np.array([1.0, 0.0, 0.0]) - up_camera[0] * up_camera
+    if np.linalg.norm(right) < 0.5:
+        return None
+    normal = right / np.linalg.norm(right)
+    distances = np.abs(frame.to_camera(scene.points.positions[visible]) @ normal)
+    distances = distances[distances > 0]
+    if len(distances) < 5:
+        return None
+    low, high = np.percentile(distances, [25, 99.5])
+    return PlaneFamily(normal, float(low / (1 + margin)), float(high * (1 + margin)), two_sided=True)

@@ -51,6 +51,13 @@ def test_the_mean_of_the_best_sources_is_that_of_the_highest_scores() -> None:
         assert torch.allclose(_mean_of_best(scores, count), expected, atol=1e-6)
 
 
+def test_a_window_seen_by_fewer_sources_than_the_best_count_takes_the_mean_of_those_that_see_it() -> None:
+    unseen = -1.0  # what the ZNCC of a window outside a source is
+    scores = torch.tensor([[0.9, unseen, unseen], [0.5, 0.7, unseen], [unseen, unseen, unseen]]).T[:, :, None]
+    best = _mean_of_best(scores, 2)[:, 0]
+    assert torch.allclose(best, torch.tensor([0.9, 0.6, -1.0]))
+
+
 def test_plane_sweep_recovers_the_plane_below_the_plane_spacing() -> None:
     scene, texture = plane_scene()
     depth_map, truth = _sweep(scene, texture)
@@ -147,7 +154,7 @@ def test_cuda_depth_maps_match_the_cpu() -> None:
 
 
 def test_planes_parallel_to_the_ground_match_a_road_seen_at_a_grazing_angle() -> None:
-    from adop.dense.views import GroundPlanes
+    from adop.dense.views import PlaneFamily
 
     scene, texture = plane_scene(grazing=True)
     views = [stereo_view(scene, i, 0) for i in range(len(scene.frames))]
@@ -158,6 +165,26 @@ def test_planes_parallel_to_the_ground_match_a_road_seen_at_a_grazing_angle() ->
     config = CONFIG.replace(min_ncc=0.5)
     fronto = plane_sweep(images[2], views[2], sources, near, far, config)
     up = scene.frames[2].rotation @ np.array([0.0, 0.0, 1.0])
-    both = plane_sweep(images[2], views[2], sources, near, far, config, GroundPlanes(up, 0.8, 1.25))
+    both = plane_sweep(images[2], views[2], sources, near, far, config, [PlaneFamily(up, 0.8, 1.25)])
     good = lambda m: m.valid & (truth > 0) & (np.abs(m.depth - truth) < 0.01 * np.maximum(truth, 1e-6))  # noqa: E731
     assert good(both).sum() > 1.2 * good(fronto).sum(), "fronto-parallel windows fit a grazing road badly"
+    two_sided = plane_sweep(images[2], views[2], sources, near, far, config, [PlaneFamily(up, 0.8, 1.25, True)])
+    assert good(two_sided).sum() > 1.2 * good(fronto).sum(), "a family on both sides fits the side it is on"
+
+
+def test_facade_planes_are_vertical_along_the_view_and_span_the_walls_distances() -> None:
+    from adop.dense.views import facade_planes
+    from adop.scene import Camera, Frame, PointCloud, Scene
+
+    rng = np.random.default_rng(0)
+    walls = np.column_stack([rng.choice([-1.0, 1.0], 200), rng.uniform(1, 10, 200), rng.uniform(-1, 2, 200)])
+    rotation = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # looking along +y, image down = world -z
+    frame = Frame("street.png", 0, rotation, np.zeros(3))
+    scene = Scene([Camera("PINHOLE", 64, 48, (50.0, 50.0, 32.0, 24.0))], [frame], PointCloud(walls))
+    family = facade_planes(scene, 0, np.arange(len(walls)), np.array([0.0, 0.0, 1.0]), 0.25)
+    assert family is not None and family.two_sided
+    assert np.allclose(np.abs(family.normal), [1.0, 0.0, 0.0], atol=1e-9)
+    assert family.nearest == pytest.approx(0.8) and family.farthest == pytest.approx(1.25)
+    on_its_side = Frame("portrait.png", 0, rotation, np.zeros(3))  # the world's up is this camera's right axis
+    assert facade_planes(Scene(scene.cameras, [on_its_side], scene.points), 0, np.arange(len(walls)),
+                         np.array([1.0, 0.0, 0.0]), 0.25) is None
