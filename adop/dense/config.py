@@ -64,7 +64,8 @@ class DenseConfig(Config):
 
     facade_planes: bool = False
     """Also sweep vertical planes along the view direction on both sides of the camera (the facades of a street seen
-    from within it), like ``ground_planes``."""
+    from within it), like ``ground_planes``. Off by default: on the street capture it raised the fused coverage from
+    17.3 % to 17.7 % for about 15 % more time."""
 
     depth_margin: float = 0.25
     """The depth range is the 2nd–98th percentile of the view's SfM point depths, widened by this fraction."""
@@ -74,7 +75,8 @@ class DenseConfig(Config):
     differences between the photos do not change the cost."""
 
     best_sources: int = 2
-    """A depth's score is the mean ZNCC of its best this many source views (occlusion-robust aggregation)."""
+    """A depth's score is the mean ZNCC of its best this many source views (occlusion-robust aggregation); where fewer
+    sources see the pixel's window, the mean of those that do."""
 
     min_ncc: float = 0.4
     """Pixels whose best score is lower are rejected (no consistent match)."""
