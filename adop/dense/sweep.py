@@ -3,13 +3,14 @@
 For each of ``depth_planes`` fronto-parallel planes of the reference camera (uniform in inverse depth), every source
 photo is warped onto the reference view through the plane's homography (``grid_sample``) and compared with it by
 zero-mean normalised cross-correlation over a small window: ZNCC ignores gain and offset, so photos taken stops apart
-or with another white balance still match. A plane's score is the mean of the best ``best_sources`` sources (a source
-that does not see the surface does not spoil it), the best plane wins, a parabola through its neighbours refines the
-depth below the plane spacing (with an up direction, families of planes parallel to the ground and to the facades
-can be swept too, and the best wins per pixel), and pixels without texture or without a convincing match are left empty. Normals come
-from the depth map itself (facing the camera where a pixel's neighbours have no depth: the scene stage fits normals
-again from the fused cloud and takes only their side from these). Rows are swept in tiles, so memory is ``planes × tile rows × width`` whatever the photo
-size (Collins 1996; Gallup et al. 2007; docs/method.md §15).
+or with another white balance still match. A plane's score is the mean of the best ``best_sources`` sources among
+those that see the window (a source that does not see the surface does not spoil it), the best plane wins, and a
+parabola through its neighbours refines the depth below the plane spacing. With an up direction, families of planes
+parallel to the ground and to the facades can be swept too; the best of all wins per pixel. Pixels without texture
+or without a convincing match are left empty. Normals come from the depth map itself (facing the camera where a
+pixel's neighbours have no depth: the scene stage fits normals again from the fused cloud and takes only their side
+from these). Rows are swept in tiles, so memory is ``planes × tile rows × width`` whatever the photo size (Collins
+1996; Gallup et al. 2007; docs/method.md §15).
 """
 
 from __future__ import annotations
