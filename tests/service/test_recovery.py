@@ -94,6 +94,9 @@ def _run_the_scenario(service: Service, capture: Path) -> None:
     requeued_after = time.monotonic() - killed_at
     final = service.wait_final([run_id], timeout_s=600)[run_id]
     assert final["state_type"] == "COMPLETED", (final, second_log.read_text()[-4000:])
+    # The run is reported Completed a little before its process has exited; the worker is idle once it has.
+    _wait(lambda: not psutil.Process(second.pid).children(recursive=True), 120, "the finished run's process to exit",
+          second_log)
     stopped_in = _signal_all(second, signal.SIGTERM)  # an idle worker stops at once, without a crash dump
     output = second_log.read_text()
     assert "*** SIGTERM received" not in output and "Traceback" not in output, output[-3000:]
