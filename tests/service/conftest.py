@@ -3,6 +3,7 @@ Prefect commands against it."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import getpass
 import json
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
+import psutil
 import pytest
 
 AUTH = "adop-admin:ci-secret"
@@ -46,13 +49,22 @@ def wait_for(url: str, timeout_s: float, process: subprocess.Popen | None = None
 
 
 def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """Stop ``process`` and everything it started (flow-run processes sit in sessions of their own, and one left
+    behind would go on training while the next tests run): SIGTERM, then SIGKILL for whatever is still up after
+    20 s."""
+    try:
+        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        tree = []
+    for member in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.terminate()
+    _, alive = psutil.wait_procs(tree, timeout=20)
+    for member in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.kill()
+    psutil.wait_procs(alive, timeout=20)
+    process.wait(timeout=20)
 
 
 @dataclass
@@ -94,44 +106,48 @@ class Service:
         assert result.returncode == 0, result.stderr[-3000:]
         return result.stdout.strip().splitlines()[-1]
 
+    def api(self, method: str, path: str, **request: object) -> object:
+        """One call to the server's REST API with the admin credentials, from this process: polling through a new
+        Python process per look would keep a core of the machine busy importing Prefect while runs wait for it."""
+        token = base64.b64encode(AUTH.encode()).decode()
+        answer = httpx.request(method, self.api_url + path, headers={"Authorization": f"Basic {token}"}, timeout=30,
+                               **request)
+        answer.raise_for_status()
+        return answer.json()
+
     def run_log(self, run_id: str) -> dict[str, str]:
         """The run's log lines on the server: ``{message: ISO timestamp}``."""
-        return json.loads(self.python(
-            "import json\nfrom uuid import UUID\n"
-            "from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId\n"
-            "from adop.service.connection import connect\n"
-            f"where = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID('{run_id}')]))\n"
-            "found, offset = {}, 0\n"
-            "with connect() as client:\n"
-            "    while page := client.read_logs(log_filter=where, limit=200, offset=offset):\n"
-            "        found.update({log.message: log.timestamp.isoformat() for log in page})\n"
-            "        offset += len(page)\n"
-            "print(json.dumps(found))\n"))
+        found: dict[str, str] = {}
+        offset = 0
+        while page := self.api("POST", "/logs/filter", json={
+                "logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200, "offset": offset}):
+            found.update({log["message"]: log["timestamp"] for log in page})
+            offset += len(page)
+        return found
 
     def state_history(self, run_id: str) -> list[dict[str, str]]:
         """The run's states on the server, oldest first: ``[{"type", "name", "message"}]``."""
-        return json.loads(self.python(
-            "import json\nfrom uuid import UUID\nfrom adop.service.connection import connect\n"
-            "with connect() as client:\n"
-            f"    states = client.read_flow_run_states(UUID('{run_id}'))\n"
-            "print(json.dumps([{'type': s.type.value, 'name': s.name, 'message': s.message or ''} "
-            "for s in sorted(states, key=lambda s: s.timestamp)]))\n"))
+        states = self.api("GET", "/flow_run_states/", params={"flow_run_id": run_id})
+        return [{"type": s["type"], "name": s["name"], "message": s["message"] or ""}
+                for s in sorted(states, key=lambda s: s["timestamp"])]
 
     def runs(self, studio: str | None = None) -> list[dict]:
         """``adop status --json`` (of one studio)."""
         return json.loads(self.adop("status", "--json", *(["--studio", studio] if studio else [])).stdout)
 
     def wait_final(self, run_ids: list[str], timeout_s: float = 900) -> dict[str, dict]:
-        """Every run's status once all of ``run_ids`` have finished (completed, failed, crashed or cancelled)."""
+        """Every run's status (``adop status --json``) once all of ``run_ids`` have finished (completed, failed,
+        crashed or cancelled); the server is asked directly while they run."""
         deadline = time.monotonic() + timeout_s
-        runs: dict[str, dict] = {}
+        states: dict[str, str] = {}
         while time.monotonic() < deadline:
-            runs = {r["id"]: r for r in self.runs()}
-            if all(runs.get(i, {}).get("state_type") in FINAL for i in run_ids):
-                return runs
+            found = self.api("POST", "/flow_runs/filter", json={"flow_runs": {"id": {"any_": run_ids}}})
+            states = {run["id"]: run["state_type"] for run in found}
+            if all(states.get(i) in FINAL for i in run_ids):
+                return {r["id"]: r for r in self.runs()}
             time.sleep(3)
         logs = "\n".join(p.read_text()[-4000:] for p in self.logs.glob("worker*.log"))
-        raise AssertionError(f"runs {run_ids} did not finish: {[runs.get(i) for i in run_ids]}\n{logs}")
+        raise AssertionError(f"runs {run_ids} did not finish: {states}\n{logs}")
 
     def start(self, name: str, command: list[str], *, own_group: bool = False,
               **env: str) -> tuple[subprocess.Popen, Path]:
@@ -177,9 +193,10 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         yield svc
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny synthetic capture set (24 photos), generated once per test module."""
+    """The tiny synthetic capture set (24 photos), generated once for all the service tests (no test changes it:
+    submissions copy it into their studio's inbox)."""
     from adop.synth import generate_capture_set
 
     out = tmp_path_factory.mktemp("capture") / "tiny"

@@ -234,6 +234,10 @@ def test_two_studios_submit_follow_and_collect(service: Service, receiver: Recei
     spans = [_slot_span(service, run_id, "train", "gpu") for run_id in (alpha_id, beta_id)]
     first, second = sorted(spans)
     assert first[1] <= second[0], spans
+    # Dense stereo held one of the two cpu slots and ran torch on its share of the cores.
+    share = max(1, len(os.sched_getaffinity(0)) // 2)
+    dense_log = [m for m in service.run_log(alpha_id) if m.startswith("dense: holding a cpu slot")]
+    assert dense_log == [f"dense: holding a cpu slot ({share} CPU thread{'s' if share != 1 else ''})"], dense_log
 
     # adop's own log lines reach the run log on the server and the worker's output.
     logs = service.prefect("flow-run", "logs", alpha_id)
