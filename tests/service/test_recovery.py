@@ -46,6 +46,15 @@ def _signal_all(worker: subprocess.Popen, signum: int, timeout_s: float = 30) ->
     return time.monotonic() - started
 
 
+def _flow_run_processes(worker: subprocess.Popen) -> list[psutil.Process]:
+    """The worker's flow-run processes (``python -m prefect.engine``), not the helpers they start themselves (a
+    multiprocessing resource tracker, a forked copy of one)."""
+    engines = [p for p in psutil.Process(worker.pid).children(recursive=True)
+               if "prefect.engine" in " ".join(p.cmdline())]
+    pids = {p.pid for p in engines}
+    return [p for p in engines if p.ppid() not in pids]
+
+
 def test_a_run_whose_worker_is_stopped_then_killed_resumes_on_a_new_worker(tmp_path: Path, capture: Path) -> None:
     with running_service(tmp_path / "service") as service:
         _run_the_scenario(service, capture)
@@ -69,7 +78,7 @@ def _run_the_scenario(service: Service, capture: Path) -> None:
     # 1. The run's process is stopped (SIGTERM) while training: Prefect records it as crashed, the flow's hook puts
     #    it back in its queue, and the worker, still up, takes it again.
     _wait(lambda: "train: holding a gpu slot" in service.run_log(run_id), 300, "training start", worker_log)
-    (engine,) = psutil.Process(worker.pid).children(recursive=True)
+    (engine,) = _flow_run_processes(worker)
     engine.send_signal(signal.SIGTERM)
     engine.wait(timeout=30)
     _wait(lambda: any(s["name"] == "Requeued" for s in service.state_history(run_id)), 60, "re-queue after SIGTERM",
