@@ -14,4 +14,8 @@ case "$HOST" in
     fi ;;
 esac
 export DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
+# How long a database call waits (on SQLite: for the file's write lock) before it fails. Prefect's default of 10 s
+# let a loaded two-core server fail state changes with "database is locked" while several runs started at once;
+# Prefect's own tests wait 30 s for the same reason.
+export PREFECT_SERVER_DATABASE_TIMEOUT="${PREFECT_SERVER_DATABASE_TIMEOUT:-30}"
 exec prefect server start --host "$HOST" --port "$PORT" --analytics-off

@@ -108,12 +108,23 @@ class Service:
 
     def api(self, method: str, path: str, **request: object) -> object:
         """One call to the server's REST API with the admin credentials, from this process: polling through a new
-        Python process per look would keep a core of the machine busy importing Prefect while runs wait for it."""
+        Python process per look would keep a core of the machine busy importing Prefect while runs wait for it.
+        A server busy for a while (SQLite waiting for its write lock under load) is asked again, for up to 3 min."""
         token = base64.b64encode(AUTH.encode()).decode()
-        answer = httpx.request(method, self.api_url + path, headers={"Authorization": f"Basic {token}"}, timeout=30,
-                               **request)
-        answer.raise_for_status()
-        return answer.json()
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                answer = httpx.request(method, self.api_url + path, headers={"Authorization": f"Basic {token}"},
+                                       timeout=60, **request)
+                if answer.status_code < 500:
+                    answer.raise_for_status()
+                    return answer.json()
+                problem = f"HTTP {answer.status_code}"
+            except httpx.TransportError as error:
+                problem = repr(error)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the server did not answer {method} {path} within 3 min: {problem}")
+            time.sleep(2)
 
     def run_log(self, run_id: str) -> dict[str, str]:
         """The run's log lines on the server: ``{message: ISO timestamp}``."""
@@ -178,7 +189,8 @@ def running_service(base: Path, database_url: str | None = None) -> Iterator[Ser
     database = {"PREFECT_API_DATABASE_CONNECTION_URL": database_url} if database_url else {}
     server, log = svc.start("server", [str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
                                        "--port", str(port), "--no-ui", "--analytics-off"],
-                            PREFECT_SERVER_API_AUTH_STRING=AUTH, **database)
+                            PREFECT_SERVER_API_AUTH_STRING=AUTH, PREFECT_SERVER_DATABASE_TIMEOUT="30",
+                            **database)  # the database timeout of deployments/start_server.sh
     try:
         wait_for(f"http://127.0.0.1:{port}/api/health", 180, server, log)
         yield svc

@@ -159,6 +159,7 @@ def test_two_studios_submit_follow_and_collect(service: Service, receiver: Recei
     driver = _chromium(tmp_path)
     try:
         _sign_in(driver, page_url, "beta", "not-the-token")
+        WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.ID, "error"))
         assert "wrong token" in driver.find_element(By.ID, "error").text
         _sign_in(driver, page_url, "beta", tokens["beta"])
         WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.ID, "submit-form"))
