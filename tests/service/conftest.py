@@ -48,12 +48,18 @@ def wait_for(url: str, timeout_s: float, process: subprocess.Popen | None = None
     raise RuntimeError(f"{url} did not answer within {timeout_s} s: {log.read_text()[-3000:] if log else ''}")
 
 
+def process_tree(process: subprocess.Popen) -> list[psutil.Process]:
+    """``process`` and every process under it, whatever session they are in."""
+    root = psutil.Process(process.pid)
+    return [root, *root.children(recursive=True)]
+
+
 def stop(process: subprocess.Popen) -> None:
     """Stop ``process`` and everything it started (flow-run processes sit in sessions of their own, and one left
     behind would go on training while the next tests run): SIGTERM, then SIGKILL for whatever is still up after
     20 s."""
     try:
-        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+        tree = process_tree(process)
     except psutil.NoSuchProcess:
         tree = []
     for member in tree:

@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import Service, running_service
+from conftest import Service, process_tree, running_service
 
 pytestmark = [pytest.mark.slow, pytest.mark.flow]
 STEPS = 300
@@ -37,7 +37,7 @@ def _signal_all(worker: subprocess.Popen, signum: int, timeout_s: float = 30) ->
     """Send ``signum`` to the worker and every process under it at once (the flow-run processes sit in sessions of
     their own), as systemd stops a unit's control group or a machine goes down; seconds until all have exited."""
     started = time.monotonic()
-    processes = [psutil.Process(worker.pid), *psutil.Process(worker.pid).children(recursive=True)]
+    processes = process_tree(worker)
     for process in processes:
         with contextlib.suppress(psutil.NoSuchProcess):
             process.send_signal(signum)
